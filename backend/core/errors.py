@@ -1,0 +1,80 @@
+"""Domain errors. Services raise these; `api_errors` maps them to HTTP responses.
+
+Each error carries a stable machine-readable `code`, a sentence for people and, for bad
+input, the offending `fields`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ChorusError(Exception):
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+
+    def __init__(
+        self, message: str, *, fields: dict[str, list[str]] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        self.extra = extra
+
+
+class InvalidInput(ChorusError):
+    code = "invalid_input"
+    status = 400
+
+
+class NotAllowed(ChorusError):
+    code = "permission_denied"
+    status = 403
+
+
+class UserBanned(NotAllowed):
+    code = "user_banned"
+
+
+class NotFound(ChorusError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ChorusError):
+    code = "conflict"
+    status = 409
+
+
+class NoTaskAvailable(ChorusError):
+    """No slot of the asked type and language is open for this volunteer; `reasons` says why."""
+
+    code = "no_task_available"
+    status = 404
+
+
+class TaskExpired(Conflict):
+    code = "task_expired"
+
+
+class TaskAlreadyDone(Conflict):
+    code = "task_already_done"
+
+
+class NotYourTask(ChorusError):
+    code = "not_your_task"
+    status = 403
+
+
+class TreeMovedOn(Conflict):
+    """The tree changed state since the task was handed out (e.g. its size goal was met)."""
+
+    code = "tree_moved_on"
+
+
+class TreeHalted(Conflict):
+    code = "tree_halted"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"

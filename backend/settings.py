@@ -1,0 +1,210 @@
+"""Chorus settings: every value comes from the environment (see docker/.env.example).
+
+With nothing set, Chorus runs on an embedded PostgreSQL, executes Celery jobs eagerly in
+process and uses in-memory caches and channel layers. Setting DATABASE_URL, REDIS_URL and
+INFERENCE_URL turns the same code into a horizontally scalable deployment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str(
+    "SECRET_KEY",
+    # Only good for a local checkout; production sets SECRET_KEY (check --deploy flags it).
+    default="django-insecure-chorus-local-development-key-change-me",
+)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "backend.core",
+    "backend.accounts",
+    "backend.trees",
+    "backend.tasks",
+    "backend.moderation",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "backend.core.middleware.QueryCountMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "backend.urls"
+ASGI_APPLICATION = "backend.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict:
+    url = env.str("DATABASE_URL", default="")
+    if not url:
+        from backend.core.embedded_db import embedded_database_url
+
+        url = embedded_database_url()
+    config = environ.Env.db_url_config(url)
+    config["ENGINE"] = "django.db.backends.postgresql"
+    # Under ASGI every request may run its sync code on another thread, so per-thread
+    # persistent connections pile up; psycopg's pool shares a few connections instead.
+    pool_max = env.int("DATABASE_POOL_MAX", default=8)
+    config["CONN_MAX_AGE"] = 0
+    config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_max, "timeout": 10}}
+    if env.str("DATABASE_TEST_NAME", default=""):
+        config["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME")}
+    return config
+
+
+DATABASES = {"default": _database()}
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="chorus"),
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery: a broker when REDIS_URL (or CELERY_BROKER_URL) is set, else jobs run eagerly.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_TASK_ALWAYS_EAGER = env.bool(
+    "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL == "memory://"
+)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-trees": {
+        "task": "backend.trees.jobs.reconcile_trees_job",
+        "schedule": env.float("CHORUS_RECONCILE_SECONDS", default=60.0),
+    },
+    "expire-tasks": {
+        "task": "backend.tasks.jobs.expire_tasks_job",
+        "schedule": env.float("CHORUS_EXPIRE_SECONDS", default=60.0),
+    },
+}
+
+# The conversation-tree rules (DESIGN.md §3); each tree copies them when it is created and
+# a moderator may change them per tree.
+CHORUS_TREE = {
+    "reviews_per_message": env.int("CHORUS_REVIEWS_PER_MESSAGE", default=3),
+    "acceptance_threshold": env.float("CHORUS_ACCEPTANCE_THRESHOLD", default=0.6),
+    "max_active_trees": env.int("CHORUS_MAX_ACTIVE_TREES", default=10),
+    "max_prompts_in_review": env.int("CHORUS_MAX_PROMPTS_IN_REVIEW", default=100),
+    "max_prompts_in_lottery": env.int("CHORUS_MAX_PROMPTS_IN_LOTTERY", default=250),
+    "max_depth": env.int("CHORUS_MAX_TREE_DEPTH", default=5),
+    "max_children_prompter": env.int("CHORUS_MAX_CHILDREN_PROMPTER", default=3),
+    "max_children_assistant": env.int("CHORUS_MAX_CHILDREN_ASSISTANT", default=1),
+    "goal_tree_size": env.int("CHORUS_GOAL_TREE_SIZE", default=12),
+    "rankings_per_parent": env.int("CHORUS_RANKINGS_PER_PARENT", default=3),
+}
+CHORUS_TASK_LEASE_MINUTES = env.float("CHORUS_TASK_LEASE_MINUTES", default=30.0)
+CHORUS_MIN_TEXT_LENGTH = env.int("CHORUS_MIN_TEXT_LENGTH", default=1)
+CHORUS_MAX_TEXT_LENGTH = env.int("CHORUS_MAX_TEXT_LENGTH", default=2000)
+CHORUS_LANGUAGES = env.list("CHORUS_LANGUAGES", default=["en", "de", "es", "fr"])
+CHORUS_TERMS_VERSION = env.int("CHORUS_TERMS_VERSION", default=1)
+# Adds an X-SQL-Queries header to every response (benchmarks read it); off in production.
+CHORUS_QUERY_COUNT_HEADER = env.bool("CHORUS_QUERY_COUNT_HEADER", default=False)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "backend.accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "backend.core.api_errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("CHORUS_RATE_ANON", default="120/min"),
+        "user": env.str("CHORUS_RATE_USER", default="6000/min"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Chorus API",
+    "DESCRIPTION": (
+        "Volunteer tasks, conversation trees, reactions and reports. Every error has the "
+        'shape {"error": {"code", "message", "fields"}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))
+
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+}

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TreesConfig(AppConfig):
+    name = "backend.trees"
+    label = "trees"

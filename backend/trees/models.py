@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from backend.trees.rules import State
+
+
+class Role(models.TextChoices):
+    PROMPTER = "prompter", "Prompter"
+    ASSISTANT = "assistant", "Assistant"
+
+
+class Origin(models.TextChoices):
+    VOLUNTEERS = "volunteers", "Written by volunteers"
+    IMPORT = "import", "Imported from a dataset"
+
+
+class MessageTree(models.Model):
+    """A root prompt and all replies below it. Its limits are copied from the deployment's
+    settings when it is created so a moderator can change them for this tree alone."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    state = models.CharField(
+        max_length=32, choices=[(s.value, s.value) for s in State], default=State.GROWING
+    )
+    # The state a halted tree returns to when a moderator resumes it.
+    state_before_halt = models.CharField(max_length=32, blank=True)
+    lang = models.CharField(max_length=16)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.VOLUNTEERS)
+    created_at = models.DateTimeField(auto_now_add=True)
+    state_changed_at = models.DateTimeField(auto_now_add=True)
+
+    # Per-tree limits (DESIGN.md §3).
+    reviews_needed = models.PositiveSmallIntegerField(default=3)
+    acceptance_threshold = models.FloatField(default=0.6)
+    max_depth = models.PositiveSmallIntegerField(default=5)
+    max_children_prompter = models.PositiveSmallIntegerField(default=3)
+    max_children_assistant = models.PositiveSmallIntegerField(default=1)
+    goal_size = models.PositiveSmallIntegerField(default=12)
+    rankings_needed = models.PositiveSmallIntegerField(default=3)
+
+    class Meta:
+        indexes = [models.Index(fields=["lang", "state"], name="tree_lang_state")]
+
+    def __str__(self) -> str:
+        return f"tree {self.id} ({self.state})"
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tree = models.ForeignKey(MessageTree, on_delete=models.CASCADE, related_name="messages")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    text = models.TextField()
+    lang = models.CharField(max_length=16)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
+    depth = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    # Review: the running label means {name: {"value", "count"}} and the verdict once
+    # `review_count` reaches the tree's `reviews_needed` (None while pending).
+    review_count = models.PositiveSmallIntegerField(default=0)
+    review_result = models.BooleanField(null=True, blank=True)
+    label_summary = models.JSONField(default=dict, blank=True)
+
+    # Live (not deleted, not rejected) replies, and of those the accepted ones.
+    children_count = models.PositiveSmallIntegerField(default=0)
+    accepted_children_count = models.PositiveSmallIntegerField(default=0)
+    ranking_count = models.PositiveSmallIntegerField(default=0)
+
+    # Consensus among siblings: 0 is best; strength is the Bradley-Terry score in [0, 1].
+    rank = models.PositiveSmallIntegerField(null=True, blank=True)
+    consensus_strength = models.FloatField(null=True, blank=True)
+
+    synthetic = models.BooleanField(default=False)
+    model_name = models.CharField(max_length=200, null=True, blank=True)
+    deleted = models.BooleanField(default=False)
+    emojis = models.JSONField(default=dict, blank=True)
+    # Fields of an imported message that Chorus does not model (events, detoxify, ...),
+    # kept so an export gives them back.
+    source_extra = models.JSONField(default=dict, blank=True)
+
+    # The open slot on this message (a review of it, a reply under it, or a ranking of its
+    # children) is leased to one task at a time; the claim is a conditional UPDATE.
+    lease_task_id = models.UUIDField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tree", "parent"], name="message_tree_parent"),
+            models.Index(fields=["author", "created_at"], name="message_author_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["prompter", "assistant"]), name="message_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(parent__isnull=True, depth=0) | Q(parent__isnull=False, depth__gt=0),
+                name="message_depth_matches_parent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:40]}"
+
+
+class MessageRevision(models.Model):
+    """An earlier text of an edited message, with who changed it and why."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
+    previous_text = models.TextField()
+    editor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Review(models.Model):
+    """One volunteer's labels for one message (a submitted label_* task)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reviews")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews"
+    )
+    task_id = models.UUIDField(null=True, blank=True)
+    values = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="one_review_per_user")
+        ]
+
+
+class Ranking(models.Model):
+    """One volunteer's order of a parent's replies, best first."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    parent = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="rankings")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rankings"
+    )
+    task_id = models.UUIDField(null=True, blank=True)
+    ordered_ids = ArrayField(models.UUIDField())
+    # The volunteer judged every reply unacceptable: no order is implied.
+    not_rankable = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "user"], name="one_ranking_per_user")
+        ]
+
+
+class Emoji(models.TextChoices):
+    THUMBS_UP = "+1"
+    THUMBS_DOWN = "-1"
+    RED_FLAG = "red_flag"
+    HUNDRED = "100"
+    ROFL = "rofl"
+    CLAP = "clap"
+    DIAMOND = "diamond"
+    HEART_EYES = "heart_eyes"
+    DISAPPOINTED = "disappointed"
+    POOP = "poop"
+    SKULL = "skull"
+
+
+class Reaction(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions"
+    )
+    emoji = models.CharField(max_length=16, choices=Emoji.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="one_emoji_each")
+        ]
