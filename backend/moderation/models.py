@@ -37,3 +37,6 @@ class Report(models.Model):
                 name="one_open_report_per_user",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} report on {self.message_id}"

@@ -84,6 +84,8 @@ class Message(models.Model):
     # Consensus among siblings: 0 is best; strength is the Bradley-Terry score in [0, 1].
     rank = models.PositiveSmallIntegerField(null=True, blank=True)
     consensus_strength = models.FloatField(null=True, blank=True)
+    # Agreement (Kendall's W) among the rankings of this message's replies, once scored.
+    replies_agreement = models.FloatField(null=True, blank=True)
 
     synthetic = models.BooleanField(default=False)
     model_name = models.CharField(max_length=200, null=True, blank=True)
@@ -126,6 +128,9 @@ class MessageRevision(models.Model):
     reason = models.CharField(max_length=500)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"revision of {self.message_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
 
 class Review(models.Model):
     """One volunteer's labels for one message (a submitted label_* task)."""
@@ -144,6 +149,9 @@ class Review(models.Model):
             models.UniqueConstraint(fields=["message", "user"], name="one_review_per_user")
         ]
 
+    def __str__(self) -> str:
+        return f"review of {self.message_id} by {self.user_id}"
+
 
 class Ranking(models.Model):
     """One volunteer's order of a parent's replies, best first."""
@@ -157,12 +165,17 @@ class Ranking(models.Model):
     ordered_ids = ArrayField(models.UUIDField())
     # The volunteer judged every reply unacceptable: no order is implied.
     not_rankable = models.BooleanField(default=False)
+    # Kendall's tau between this ranking and the consensus, written when the tree is scored.
+    agreement_with_consensus = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["parent", "user"], name="one_ranking_per_user")
         ]
+
+    def __str__(self) -> str:
+        return f"ranking under {self.parent_id} by {self.user_id}"
 
 
 class Emoji(models.TextChoices):
@@ -191,3 +204,6 @@ class Reaction(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["message", "user", "emoji"], name="one_emoji_each")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} on {self.message_id}"

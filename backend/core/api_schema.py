@@ -1,0 +1,47 @@
+"""OpenAPI pieces every API module shares: the error body and its responses."""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+ErrorBody = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorDetail",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(child=serializers.ListField()),
+            },
+        )
+    },
+)
+
+_MEANING = {
+    400: "Bad input: `fields` names what is wrong.",
+    401: "Not authenticated.",
+    403: "Not allowed (e.g. banned, someone else's task).",
+    404: "Not found, or not visible to you; for task requests, no task available (`reasons`).",
+    409: "Conflict: the task expired, was done already, or its tree moved on or was halted.",
+    429: "Rate limited: retry after the Retry-After header's seconds.",
+}
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    """Error responses for extend_schema, always with 401 and 429."""
+    codes = sorted({401, 429, *statuses})
+    return {code: OpenApiResponse(ErrorBody, description=_MEANING[code]) for code in codes}
+
+
+class ChorusAutoSchema(AutoSchema):
+    """Names nested serializers after their view: SubmitView.Input -> SubmitInput."""
+
+    def get_serializer_name(self, serializer: serializers.Serializer, direction: str) -> str:
+        qualname = type(serializer).__qualname__
+        if "." in qualname:
+            outer, inner = qualname.rsplit(".", 1)
+            return outer.removesuffix("View") + inner
+        return super().get_serializer_name(serializer, direction)

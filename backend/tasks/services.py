@@ -1,0 +1,403 @@
+"""Handing out, submitting, skipping and expiring volunteer tasks.
+
+A task leases one slot (see `slots.py`) to one volunteer until it is submitted, skipped or
+expires, so no slot is worked on twice at once and no target (reviews, replies, rankings,
+tree size) is overshot. Submissions are idempotent under a client-supplied key.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from backend.accounts.models import User
+from backend.core.errors import (
+    IdempotencyKeyReused,
+    InvalidInput,
+    NoTaskAvailable,
+    NotFound,
+    NotYourTask,
+    TaskAlreadyDone,
+    TaskExpired,
+    TreeHalted,
+    TreeMovedOn,
+    UserBanned,
+)
+from backend.tasks import slots
+from backend.tasks.models import (
+    LABEL_TYPES,
+    RANK_TYPES,
+    REPLY_TYPES,
+    SkipReason,
+    Task,
+    TaskStatus,
+    TaskType,
+)
+from backend.trees import labels
+from backend.trees import services as trees
+from backend.trees.models import Message, MessageTree
+from backend.trees.rules import State
+from backend.trees.selectors import rankable_replies
+
+RANDOM = "random"
+SLOT_TYPES = [t.value for t in TaskType if t != TaskType.INITIAL_PROMPT]
+CLAIM_ATTEMPTS = 4
+
+
+def lease_duration() -> timedelta:
+    return timedelta(minutes=settings.CHORUS_TASK_LEASE_MINUTES)
+
+
+def ensure_can_work(user: User) -> None:
+    if user.is_banned:
+        raise UserBanned("This account is banned from contributing.")
+
+
+def validate_lang(lang: str) -> str:
+    if lang not in settings.CHORUS_LANGUAGES:
+        raise InvalidInput(
+            f"Chorus does not collect data in {lang!r}.",
+            fields={"lang": [f"One of: {', '.join(settings.CHORUS_LANGUAGES)}."]},
+        )
+    return lang
+
+
+# --- Handing out ---------------------------------------------------------------------------
+
+
+def request_task(*, user: User, task_type: str, lang: str) -> Task:
+    """Lease a task of `task_type` (or any, for "random") in `lang` to `user`.
+
+    Raises UserBanned, InvalidInput, NoTaskAvailable (with the reasons).
+    """
+    ensure_can_work(user)
+    validate_lang(lang)
+    if task_type != RANDOM and task_type not in TaskType.values:
+        raise InvalidInput(
+            f"Unknown task type {task_type!r}.",
+            fields={"type": [f"One of: random, {', '.join(TaskType.values)}."]},
+        )
+    if task_type != TaskType.INITIAL_PROMPT:
+        kinds = SLOT_TYPES if task_type == RANDOM else [task_type]
+        task = _lease_slot(user=user, lang=lang, kinds=kinds)
+        if task is not None:
+            return task
+    if task_type in (RANDOM, TaskType.INITIAL_PROMPT):
+        task = _lease_initial_prompt(user=user, lang=lang)
+        if task is not None:
+            return task
+    from backend.tasks.selectors import why_no_task
+
+    code_reasons = why_no_task(user=user, lang=lang, task_type=task_type)
+    raise NoTaskAvailable(
+        f"No {task_type.replace('_', ' ')} task in {lang!r} for you right now.",
+        reasons=code_reasons,
+    )
+
+
+def _lease_slot(*, user: User, lang: str, kinds: list[str]) -> Task | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            slots.CANDIDATES_SQL,
+            {"lang": lang, "user": user.pk, "kinds": kinds, "limit": CLAIM_ATTEMPTS},
+        )
+        candidates = cursor.fetchall()
+    for message_id, tree_id, kind in candidates:
+        task = _claim(user=user, lang=lang, message_id=message_id, tree_id=tree_id, kind=kind)
+        if task is not None:
+            return task
+    return None
+
+
+@transaction.atomic
+def _claim(*, user: User, lang: str, message_id: UUID, tree_id: UUID, kind: str) -> Task | None:
+    """Lease one candidate slot, re-checked under the tree lock; None if it was taken."""
+    task_id = uuid4()
+    until = timezone.now() + lease_duration()
+    with connection.cursor() as cursor:
+        cursor.execute(slots.LOCK_TREE_SQL, [tree_id])
+        params = {
+            "task": task_id,
+            "until": until,
+            "message": message_id,
+            "lang": lang,
+            "user": user.pk,
+            "kind": kind,
+        }
+        cursor.execute(slots.CLAIM_SQL, params)
+        if cursor.rowcount != 1:
+            return None
+    offered: list[UUID] = []
+    if kind in RANK_TYPES:
+        offered = [m.id for m in rankable_replies(message_id)]
+        random.shuffle(offered)  # no position bias between rankers
+    return Task.objects.create(
+        id=task_id,
+        type=kind,
+        lang=lang,
+        user=user,
+        tree_id=tree_id,
+        slot_id=message_id,
+        expires_at=until,
+        offered_ids=offered,
+    )
+
+
+@transaction.atomic
+def _lease_initial_prompt(*, user: User, lang: str) -> Task | None:
+    """A new prompt, while the language's review queue and lottery have room for it."""
+    conf = settings.CHORUS_TREE
+    with connection.cursor() as cursor:
+        # One writer per language decides at a time, so the queue limits hold exactly.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"prompts:{lang}"])
+        cursor.execute(
+            """
+            SELECT
+              (SELECT count(*) FROM trees_messagetree
+               WHERE lang = %(lang)s AND state = 'initial_prompt_review')
+              + (SELECT count(*) FROM tasks_task
+                 WHERE lang = %(lang)s AND type = 'initial_prompt' AND status = 'leased'
+                   AND expires_at > now()),
+              (SELECT count(*) FROM trees_messagetree
+               WHERE lang = %(lang)s AND state = 'prompt_lottery_waiting')
+            """,
+            {"lang": lang},
+        )
+        in_review, in_lottery = cursor.fetchone()
+    if in_review >= conf["max_prompts_in_review"] or in_lottery >= conf["max_prompts_in_lottery"]:
+        return None
+    return Task.objects.create(
+        type=TaskType.INITIAL_PROMPT,
+        lang=lang,
+        user=user,
+        expires_at=timezone.now() + lease_duration(),
+    )
+
+
+# --- Submitting ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submission:
+    task: Task
+    result_id: UUID
+    replayed: bool = False
+
+
+def submit_task(
+    *, task_id: UUID, user: User, key: str | None, payload: dict[str, Any]
+) -> Submission:
+    """Do the task's work. The same key again returns the first result (a safe retry).
+
+    Raises NotFound, NotYourTask, TaskAlreadyDone, TaskExpired, TreeHalted, TreeMovedOn,
+    InvalidInput, IdempotencyKeyReused, UserBanned.
+    """
+    ensure_can_work(user)
+    try:
+        return _submit(task_id=task_id, user=user, key=key, payload=payload)
+    except IntegrityError as error:
+        if "task_submission_key_unique" in str(error):
+            raise IdempotencyKeyReused(
+                "This idempotency key was used for another task.", fields={"key": ["Reused."]}
+            ) from error
+        raise
+
+
+@transaction.atomic
+def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, Any]) -> Submission:
+    task = Task.objects.select_for_update().filter(pk=task_id).first()
+    if task is None:
+        raise NotFound("No such task.")
+    if task.user_id != user.pk:
+        raise NotYourTask("This task was handed to someone else.")
+    if task.status == TaskStatus.SUBMITTED:
+        if key is not None and key == task.submission_key:
+            assert task.result_id is not None
+            return Submission(task=task, result_id=task.result_id, replayed=True)
+        raise TaskAlreadyDone("This task was submitted already.", result_id=str(task.result_id))
+    if task.status != TaskStatus.LEASED:
+        raise TaskAlreadyDone(f"This task is {task.status}; ask for a new one.")
+    now = timezone.now()
+    if task.expires_at <= now:
+        raise TaskExpired("The task's time ran out; ask for a new one.")
+    _validate_payload(task, payload)
+
+    if task.type == TaskType.INITIAL_PROMPT:
+        result_id = trees.create_tree(author=user, text=payload["text"], lang=task.lang).id
+    else:
+        tree, slot = _lock_slot(task)
+        result_id = _do_slot_work(task=task, tree=tree, slot=slot, user=user, payload=payload)
+
+    task.status = TaskStatus.SUBMITTED
+    task.done_at = now
+    task.submission_key = key
+    task.result_id = result_id
+    task.save(update_fields=["status", "done_at", "submission_key", "result_id"])
+    return Submission(task=task, result_id=result_id)
+
+
+def _lock_slot(task: Task) -> tuple[MessageTree, Message]:
+    """Lock the task's tree, then read its slot fresh, and check the lease still holds."""
+    assert task.tree_id is not None
+    assert task.slot_id is not None
+    tree = trees.lock_tree(task.tree_id)
+    slot = Message.objects.get(pk=task.slot_id)
+    if tree.state == State.HALTED_BY_MODERATOR:
+        raise TreeHalted("A moderator halted this tree; its tasks are closed.")
+    if slot.lease_task_id != task.id:
+        raise TaskExpired("The task's lease ran out and its slot went to someone else.")
+    expected = {
+        "review": (State.INITIAL_PROMPT_REVIEW, State.GROWING),
+        "reply": (State.GROWING,),
+        "rank": (State.RANKING,),
+    }[_family(task.type)]
+    if tree.state not in expected or slot.deleted:
+        raise TreeMovedOn(f"The tree moved on (it is {tree.state}); ask for a new task.")
+    return tree, slot
+
+
+def _family(task_type: str) -> str:
+    if task_type in LABEL_TYPES:
+        return "review"
+    return "rank" if task_type in RANK_TYPES else "reply"
+
+
+def _do_slot_work(
+    *, task: Task, tree: MessageTree, slot: Message, user: User, payload: dict[str, Any]
+) -> UUID:
+    family = _family(task.type)
+    if family == "reply":
+        # Growth cannot end with a new message pending review: no transition to check.
+        return trees.add_reply(tree=tree, parent=slot, author=user, text=payload["text"]).id
+    if family == "review":
+        review, decided = trees.record_review(
+            tree=tree, message=slot, user=user, values=payload["labels"], task_id=task.id
+        )
+        if decided:
+            trees.advance_tree(tree)
+        return review.id
+    ranking = trees.record_ranking(
+        parent=slot,
+        user=user,
+        ordered_ids=payload.get("ranking") or [],
+        not_rankable=bool(payload.get("not_rankable")),
+        task_id=task.id,
+    )
+    trees.advance_tree(tree)
+    return ranking.id
+
+
+def _validate_payload(task: Task, payload: dict[str, Any]) -> None:
+    if task.type in REPLY_TYPES or task.type == TaskType.INITIAL_PROMPT:
+        payload["text"] = validate_text(payload.get("text"))
+    elif task.type in LABEL_TYPES:
+        errors = labels.validate_values(task.type, payload.get("labels"))
+        if errors:
+            raise InvalidInput("Some labels are not valid.", fields=errors)
+        payload["labels"] = {k: float(v) for k, v in payload["labels"].items()}
+    else:
+        payload["ranking"] = validate_ranking(task, payload.get("ranking"), payload)
+
+
+def validate_text(text: object) -> str:
+    limit_min, limit_max = settings.CHORUS_MIN_TEXT_LENGTH, settings.CHORUS_MAX_TEXT_LENGTH
+    if not isinstance(text, str):
+        raise InvalidInput("Write some text.", fields={"text": ["Required, as a string."]})
+    text = text.strip()
+    if len(text) < limit_min:
+        raise InvalidInput("The text is empty.", fields={"text": ["May not be blank."]})
+    if len(text) > limit_max:
+        raise InvalidInput(
+            f"The text is {len(text)} characters long; the limit is {limit_max}.",
+            fields={"text": [f"At most {limit_max} characters."]},
+        )
+    if "\x00" in text:
+        raise InvalidInput("The text contains a NUL character.", fields={"text": ["Invalid."]})
+    return text
+
+
+def validate_ranking(task: Task, ranking: object, payload: dict[str, Any]) -> list[UUID]:
+    if payload.get("not_rankable") is True and ranking in (None, []):
+        return []
+    if not isinstance(ranking, list):
+        raise InvalidInput(
+            "Give the replies' ids in order, best first.", fields={"ranking": ["Required."]}
+        )
+    try:
+        ids = [UUID(str(item)) for item in ranking]
+    except ValueError:
+        raise InvalidInput(
+            "A ranking lists message ids.", fields={"ranking": ["Not all are UUIDs."]}
+        ) from None
+    if sorted(ids) != sorted(task.offered_ids) or len(set(ids)) != len(ids):
+        raise InvalidInput(
+            "A ranking must order exactly the replies offered, each once.",
+            fields={"ranking": [f"Permute these: {', '.join(map(str, task.offered_ids))}."]},
+        )
+    return ids
+
+
+# --- Skipping and expiry -------------------------------------------------------------------
+
+
+@transaction.atomic
+def skip_task(*, task_id: UUID, user: User, reason: str, note: str = "") -> Task:
+    """Give the task back; this volunteer will not be offered its slot again."""
+    if reason not in SkipReason.values:
+        raise InvalidInput(
+            "Say why you skip.", fields={"reason": [f"One of: {', '.join(SkipReason.values)}."]}
+        )
+    task = Task.objects.select_for_update().filter(pk=task_id).first()
+    if task is None:
+        raise NotFound("No such task.")
+    if task.user_id != user.pk:
+        raise NotYourTask("This task was handed to someone else.")
+    if task.status != TaskStatus.LEASED:
+        raise TaskAlreadyDone(f"This task is {task.status} already.")
+    task.status = TaskStatus.SKIPPED
+    task.skip_reason = reason
+    task.skip_note = note[:500]
+    task.done_at = timezone.now()
+    task.save(update_fields=["status", "skip_reason", "skip_note", "done_at"])
+    _free_slot(task)
+    return task
+
+
+def _free_slot(task: Task) -> None:
+    if task.slot_id is None or task.tree_id is None:
+        return
+    tree = trees.lock_tree(task.tree_id)
+    trees.release_lease(slot_id=task.slot_id, task_id=task.id)
+    # A reply that will not come may have been all the tree was waiting for.
+    trees.advance_tree(tree)
+
+
+def expire_tasks() -> int:
+    """Mark leased tasks past their time as expired and free their slots.
+
+    One transaction per task: each locks one tree, so two runs never wait on each other.
+    """
+    due = Task.objects.filter(status=TaskStatus.LEASED, expires_at__lte=timezone.now())
+    expired = 0
+    for task_id in due.values_list("id", flat=True).iterator():
+        with transaction.atomic():
+            task = (
+                Task.objects.select_for_update(skip_locked=True)
+                .filter(pk=task_id, status=TaskStatus.LEASED, expires_at__lte=timezone.now())
+                .first()
+            )
+            if task is None:
+                continue
+            task.status = TaskStatus.EXPIRED
+            task.done_at = timezone.now()
+            task.save(update_fields=["status", "done_at"])
+            _free_slot(task)
+            expired += 1
+    return expired

@@ -1,0 +1,99 @@
+"""Which slots are open, in SQL. A slot is a message that needs work: a review of it, a
+reply under it, or a ranking of its replies. One predicate serves the hand-out, the lease
+claim (re-checked under lock) and the availability counts, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+# The task type a slot gives, from the message and its tree.
+KIND_SQL = """
+CASE
+  WHEN m.review_result IS NULL THEN
+    CASE WHEN m.parent_id IS NULL THEN 'label_initial_prompt'
+         WHEN m.role = 'assistant' THEN 'label_assistant_reply'
+         ELSE 'label_prompter_reply' END
+  WHEN t.state = 'ranking' THEN
+    CASE WHEN m.role = 'prompter' THEN 'rank_assistant_replies'
+         ELSE 'rank_prompter_replies' END
+  ELSE
+    CASE WHEN m.role = 'prompter' THEN 'assistant_reply' ELSE 'prompter_reply' END
+END
+"""
+
+# Finish what is started first: rankings, then reviews, then new replies.
+PRIORITY_SQL = """
+CASE WHEN t.state = 'ranking' THEN 0 WHEN m.review_result IS NULL THEN 1 ELSE 2 END
+"""
+
+# Open slots of one language, ignoring who asks.
+OPEN_SQL = """
+t.lang = %(lang)s
+AND t.state IN ('initial_prompt_review', 'growing', 'ranking')
+AND NOT m.deleted
+AND (
+  (m.review_result IS NULL AND m.review_count < t.reviews_needed)
+  OR (
+    t.state = 'growing' AND m.review_result AND m.depth < t.max_depth
+    AND m.children_count < CASE WHEN m.role = 'prompter'
+        THEN t.max_children_prompter ELSE t.max_children_assistant END
+    -- The tree's size goal counts accepted and pending messages and replies being written.
+    AND (
+      SELECT count(*) + count(*) FILTER (WHERE s.review_result AND s.lease_until > now())
+      FROM trees_message s
+      WHERE s.tree_id = t.id AND NOT s.deleted AND s.review_result IS NOT FALSE
+    ) < t.goal_size
+  )
+  OR (
+    t.state = 'ranking' AND m.review_result AND m.accepted_children_count >= 2
+    AND m.ranking_count < t.rankings_needed
+    AND NOT EXISTS (SELECT 1 FROM trees_message c WHERE c.parent_id = m.id AND c.rank IS NOT NULL)
+  )
+)
+"""
+
+FREE_SQL = "(m.lease_until IS NULL OR m.lease_until < now())"
+
+# What this volunteer may take: never their own message to review or reply to, never a
+# ranking that includes their own reply, never a slot they already had.
+ELIGIBLE_SQL = """
+m.author_id IS DISTINCT FROM %(user)s
+AND NOT (
+  t.state = 'ranking' AND EXISTS (
+    SELECT 1 FROM trees_message c
+    WHERE c.parent_id = m.id AND c.author_id = %(user)s AND NOT c.deleted
+  )
+)
+AND NOT EXISTS (SELECT 1 FROM tasks_task x WHERE x.slot_id = m.id AND x.user_id = %(user)s)
+"""
+
+CANDIDATES_SQL = f"""
+SELECT m.id, m.tree_id, {KIND_SQL} AS kind
+FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+WHERE {OPEN_SQL} AND {FREE_SQL} AND {ELIGIBLE_SQL} AND {KIND_SQL} = ANY(%(kinds)s)
+ORDER BY {PRIORITY_SQL}, random()
+LIMIT %(limit)s
+"""
+
+# Run with the tree and the message locked: a fresh snapshot sees every lease and counter.
+CLAIM_SQL = f"""
+UPDATE trees_message SET lease_task_id = %(task)s, lease_until = %(until)s
+WHERE id = %(message)s AND id IN (
+  SELECT m.id FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+  WHERE m.id = %(message)s AND {OPEN_SQL} AND {FREE_SQL} AND {ELIGIBLE_SQL}
+    AND {KIND_SQL} = %(kind)s
+)
+"""
+
+# The claim locks the tree first; its UPDATE then locks the message (the module-wide order).
+LOCK_TREE_SQL = "SELECT id FROM trees_messagetree WHERE id = %s FOR UPDATE"
+
+# Per task type: open slots in the language, those free now, and those this volunteer may take.
+AVAILABILITY_SQL = f"""
+SELECT {KIND_SQL} AS kind,
+  count(*) AS open,
+  count(*) FILTER (WHERE {FREE_SQL}) AS free,
+  count(*) FILTER (WHERE {FREE_SQL} AND {ELIGIBLE_SQL}) AS yours
+FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+WHERE {OPEN_SQL}
+GROUP BY 1
+"""

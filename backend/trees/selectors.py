@@ -1,0 +1,145 @@
+"""Reads of trees and messages: the facts the rules need, conversations, permission checks."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from backend.accounts.models import User
+from backend.core.errors import NotFound
+from backend.trees.models import Message, MessageTree
+from backend.trees.rules import State, TreeFacts
+
+# One pass over a tree's messages gives every fact the transition table needs.
+_FACTS_SQL = """
+SELECT
+  bool_or(m.parent_id IS NULL AND m.review_result) AS root_accepted,
+  bool_or(m.parent_id IS NULL AND (m.review_result = false OR m.deleted)) AS root_rejected,
+  count(*) FILTER (WHERE m.review_result) AS accepted,
+  count(*) FILTER (WHERE m.review_result IS NULL) AS pending_review,
+  count(*) FILTER (WHERE m.review_result AND m.lease_until > now()) AS reply_leases,
+  bool_or(
+    m.review_result AND m.depth < t.max_depth
+    AND m.children_count < CASE WHEN m.role = 'prompter'
+        THEN t.max_children_prompter ELSE t.max_children_assistant END
+  ) AS open_reply_slot,
+  count(*) FILTER (WHERE m.review_result AND m.accepted_children_count >= 2) AS rankable,
+  count(*) FILTER (
+    WHERE m.review_result AND m.accepted_children_count >= 2
+      AND m.ranking_count < t.rankings_needed
+      -- A sibling set that came with ranks (an imported dataset) is already decided.
+      AND NOT EXISTS (
+        SELECT 1 FROM trees_message c WHERE c.parent_id = m.id AND c.rank IS NOT NULL
+      )
+  ) AS needing_rankings
+FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+WHERE m.tree_id = %s AND NOT m.deleted
+"""
+
+
+def tree_facts(
+    tree: MessageTree,
+    *,
+    has_growing_capacity: bool = False,
+    has_ranking_capacity: bool = False,
+    scoring_succeeded: bool | None = None,
+) -> TreeFacts:
+    with connection.cursor() as cursor:
+        cursor.execute(_FACTS_SQL, [tree.id])
+        row = cursor.fetchone()
+    root_accepted, root_rejected, accepted, pending, reply_leases, open_slot, rankable, need = row
+    root_result = True if root_accepted else (False if root_rejected else None)
+    if root_rejected is None:  # no live message at all: the root was deleted
+        root_result = False
+    return TreeFacts(
+        state=State(tree.state),
+        root_review_result=root_result,
+        accepted_count=accepted or 0,
+        # An outstanding reply lease counts as pending work: growth is not over while a
+        # volunteer is still writing.
+        pending_review_count=(pending or 0) + (reply_leases or 0),
+        has_open_reply_slot=bool(open_slot),
+        rankable_parent_count=rankable or 0,
+        parents_needing_rankings=need or 0,
+        goal_size=tree.goal_size,
+        has_growing_capacity=has_growing_capacity,
+        has_ranking_capacity=has_ranking_capacity,
+        scoring_succeeded=scoring_succeeded,
+    )
+
+
+def count_trees(*, lang: str, state: State) -> int:
+    return MessageTree.objects.filter(lang=lang, state=state).count()
+
+
+def conversation(message_id: UUID) -> list[Message]:
+    """The message and its ancestors, root first, in one recursive query."""
+    return list(
+        Message.objects.raw(
+            """
+            WITH RECURSIVE chain AS (
+              SELECT * FROM trees_message WHERE id = %s
+              UNION ALL
+              SELECT m.* FROM trees_message m JOIN chain c ON m.id = c.parent_id
+            )
+            SELECT * FROM chain ORDER BY depth
+            """,
+            [message_id],
+        )
+    )
+
+
+def rankable_replies(parent_id: UUID) -> list[Message]:
+    """The replies a ranking of `parent_id` covers: accepted and not deleted."""
+    return list(
+        Message.objects.filter(parent_id=parent_id, deleted=False, review_result=True).order_by(
+            "created_at"
+        )
+    )
+
+
+def _visible_messages_q(user: User) -> Q:
+    if user.is_moderator:
+        return Q()
+    # Volunteers see accepted messages, and their own wherever they stand in review.
+    return Q(deleted=False) & (Q(review_result=True) | Q(author=user))
+
+
+def visible_trees(user: User) -> QuerySet[MessageTree]:
+    """Moderators see every tree; volunteers see live trees whose root they may see."""
+    trees = MessageTree.objects.all()
+    if not user.is_moderator:
+        roots = Message.objects.filter(_visible_messages_q(user), parent=None)
+        trees = trees.exclude(
+            state__in=[State.HALTED_BY_MODERATOR, State.ABORTED_LOW_GRADE]
+        ).filter(id__in=roots.values("tree_id"))
+    return trees.order_by("-created_at")
+
+
+def access_tree(*, user: User, tree_id: UUID) -> tuple[MessageTree, list[Message]]:
+    """A tree and the messages this user may see, or NotFound (never reveals hidden trees)."""
+    tree = visible_trees(user).filter(pk=tree_id).first()
+    if tree is None:
+        raise NotFound("No such tree.")
+    messages = list(
+        Message.objects.filter(_visible_messages_q(user), tree=tree)
+        .select_related("author")
+        .order_by("depth", "created_at")
+    )
+    return tree, messages
+
+
+def access_message(*, user: User, message_id: UUID) -> Message:
+    message = (
+        Message.objects.filter(_visible_messages_q(user), pk=message_id)
+        .select_related("tree", "author")
+        .first()
+    )
+    if message is None or (
+        not user.is_moderator
+        and message.tree.state in (State.HALTED_BY_MODERATOR, State.ABORTED_LOW_GRADE)
+    ):
+        raise NotFound("No such message.")
+    return message

@@ -1,0 +1,62 @@
+"""Output shapes of messages and trees, shared by the trees and tasks APIs."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class MessageBrief(serializers.Serializer):
+    id = serializers.UUIDField()
+    parent_id = serializers.UUIDField(allow_null=True)
+    role = serializers.CharField()
+    text = serializers.CharField()
+    lang = serializers.CharField()
+    depth = serializers.IntegerField()
+    synthetic = serializers.BooleanField()
+    model_name = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class MessageDetail(MessageBrief):
+    tree_id = serializers.UUIDField()
+    review_count = serializers.IntegerField()
+    review_result = serializers.BooleanField(allow_null=True)
+    labels = serializers.DictField(source="label_summary")
+    emojis = serializers.DictField(child=serializers.IntegerField())
+    rank = serializers.IntegerField(allow_null=True)
+    consensus_strength = serializers.FloatField(allow_null=True)
+    children_count = serializers.IntegerField()
+    deleted = serializers.BooleanField()
+
+
+class TreeSummary(serializers.Serializer):
+    id = serializers.UUIDField()
+    state = serializers.CharField()
+    lang = serializers.CharField()
+    origin = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    state_changed_at = serializers.DateTimeField()
+
+
+class TreeDetail(TreeSummary):
+    limits = serializers.DictField(child=serializers.FloatField())
+    messages = MessageDetail(many=True)
+
+
+LIMIT_FIELDS = (
+    "reviews_needed",
+    "acceptance_threshold",
+    "max_depth",
+    "max_children_prompter",
+    "max_children_assistant",
+    "goal_size",
+    "rankings_needed",
+)
+
+
+def tree_detail_data(tree, messages) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        **TreeSummary(tree).data,
+        "limits": {name: getattr(tree, name) for name in LIMIT_FIELDS},
+        "messages": MessageDetail(messages, many=True).data,
+    }

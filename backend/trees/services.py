@@ -1,0 +1,325 @@
+"""Every write to trees and messages. Callers that change a tree hold its row lock
+(`lock_tree`); transitions are decided by `rules.next_state` on facts read under that lock.
+
+Lock order, everywhere: a task row, then the tree row, then its message rows. Keeping one
+order is what makes concurrent hand-outs and submissions deadlock-free.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from backend.accounts.models import User
+from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from backend.trees import consensus, rules
+from backend.trees.models import Emoji, Message, MessageTree, Ranking, Reaction, Review
+from backend.trees.rules import State
+
+log = logging.getLogger(__name__)
+
+
+def tree_limits() -> dict[str, int | float]:
+    """The deployment's default limits, as MessageTree field values."""
+    conf = settings.CHORUS_TREE
+    return {
+        "reviews_needed": conf["reviews_per_message"],
+        "acceptance_threshold": conf["acceptance_threshold"],
+        "max_depth": conf["max_depth"],
+        "max_children_prompter": conf["max_children_prompter"],
+        "max_children_assistant": conf["max_children_assistant"],
+        "goal_size": conf["goal_tree_size"],
+        "rankings_needed": conf["rankings_per_parent"],
+    }
+
+
+def lock_tree(tree_id: UUID) -> MessageTree:
+    """Lock the tree row for the rest of the transaction (see the module's lock order)."""
+    return MessageTree.objects.select_for_update().get(pk=tree_id)
+
+
+def create_tree(*, author: User, text: str, lang: str) -> Message:
+    """A new tree whose root prompt waits for review."""
+    now = timezone.now()
+    tree = MessageTree.objects.create(
+        state=State.INITIAL_PROMPT_REVIEW, lang=lang, state_changed_at=now, **tree_limits()
+    )
+    return Message.objects.create(
+        tree=tree, role="prompter", text=text, lang=lang, author=author, depth=0, created_at=now
+    )
+
+
+def add_reply(*, tree: MessageTree, parent: Message, author: User, text: str) -> Message:
+    """A reply under `parent`; the caller holds the tree lock and `parent`'s lease."""
+    message = Message.objects.create(
+        tree=tree,
+        parent=parent,
+        role=rules.reply_role(parent.role),
+        text=text,
+        lang=tree.lang,
+        author=author,
+        depth=parent.depth + 1,
+        created_at=timezone.now(),
+    )
+    Message.objects.filter(pk=parent.pk).update(
+        children_count=F("children_count") + 1, lease_task_id=None, lease_until=None
+    )
+    return message
+
+
+def record_review(
+    *, tree: MessageTree, message: Message, user: User, values: Mapping[str, float], task_id: UUID
+) -> tuple[Review, bool]:
+    """Store one review and fold it into the message's label means. Returns the review and
+    whether this review decided the message (accepted or rejected). Caller holds the lock."""
+    review = Review.objects.create(message=message, user=user, task_id=task_id, values=dict(values))
+    summary = rules.add_to_summary(message.label_summary, values)
+    count = message.review_count + 1
+    decided = count >= tree.reviews_needed and message.review_result is None
+    result = rules.is_accepted(summary, tree.acceptance_threshold) if decided else None
+    Message.objects.filter(pk=message.pk).update(
+        review_count=count,
+        label_summary=summary,
+        review_result=result if decided else message.review_result,
+        lease_task_id=None,
+        lease_until=None,
+    )
+    if decided and message.parent_id is not None:
+        # A rejected reply frees its place under the parent; an accepted one can be ranked.
+        if result:
+            change = {"accepted_children_count": F("accepted_children_count") + 1}
+        else:
+            change = {"children_count": F("children_count") - 1}
+        Message.objects.filter(pk=message.parent_id).update(**change)
+    return review, decided
+
+
+def record_ranking(
+    *,
+    parent: Message,
+    user: User,
+    ordered_ids: list[UUID],
+    not_rankable: bool,
+    task_id: UUID,
+) -> Ranking:
+    ranking = Ranking.objects.create(
+        parent=parent,
+        user=user,
+        task_id=task_id,
+        ordered_ids=ordered_ids,
+        not_rankable=not_rankable,
+    )
+    Message.objects.filter(pk=parent.pk).update(
+        ranking_count=F("ranking_count") + 1, lease_task_id=None, lease_until=None
+    )
+    return ranking
+
+
+def release_lease(*, slot_id: UUID, task_id: UUID) -> None:
+    """Free a slot whose task was skipped or expired (only if that task still holds it)."""
+    Message.objects.filter(pk=slot_id, lease_task_id=task_id).update(
+        lease_task_id=None, lease_until=None
+    )
+
+
+# --- Transitions ---------------------------------------------------------------------------
+
+
+def _capacity(tree: MessageTree) -> dict[str, bool]:
+    """Language-wide facts, read only for the states whose rules need them."""
+    limit = settings.CHORUS_TREE["max_active_trees"]
+    if tree.state == State.PROMPT_LOTTERY_WAITING:
+        return {"has_growing_capacity": _count(tree.lang, State.GROWING) < limit}
+    if tree.state == State.BACKLOG_RANKING:
+        return {"has_ranking_capacity": _count(tree.lang, State.RANKING) < limit}
+    return {}
+
+
+def _count(lang: str, state: State) -> int:
+    return MessageTree.objects.filter(lang=lang, state=state).count()
+
+
+def set_state(tree: MessageTree, target: State) -> None:
+    """Apply one transition (the caller checked it is legal) and what must follow it."""
+    source = State(tree.state)
+    tree.state = target
+    tree.state_changed_at = timezone.now()
+    tree.save(update_fields=["state", "state_changed_at", "state_before_halt"])
+    log.info("tree %s: %s -> %s", tree.id, source, target)
+    from backend.trees import jobs  # jobs import services; imported here to avoid a cycle
+
+    if target == State.PROMPT_LOTTERY_WAITING or source == State.GROWING:
+        jobs.promote_from_lottery_job.delay_on_commit(tree.lang)
+    if target == State.READY_FOR_SCORING:
+        jobs.score_tree_job.delay_on_commit(str(tree.id))
+
+
+def advance_tree(tree: MessageTree, *, scoring_succeeded: bool | None = None) -> State:
+    """Move a locked tree through every transition its facts allow; return the final state."""
+    for _ in range(len(State)):
+        if tree.state == State.HALTED_BY_MODERATOR:
+            break
+        from backend.trees.selectors import tree_facts
+
+        facts = tree_facts(tree, scoring_succeeded=scoring_succeeded, **_capacity(tree))
+        target = rules.next_state(facts)
+        if target is None:
+            break
+        set_state(tree, target)
+    return State(tree.state)
+
+
+@transaction.atomic
+def advance_tree_by_id(*, tree_id: UUID) -> State:
+    return advance_tree(lock_tree(tree_id))
+
+
+@transaction.atomic
+def promote_from_lottery(*, lang: str) -> list[UUID]:
+    """Draw waiting prompts at random into `growing` while the language has room."""
+    # One drawer per language at a time, so the growing limit is never overshot.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lottery:{lang}"])
+    free = settings.CHORUS_TREE["max_active_trees"] - _count(lang, State.GROWING)
+    if free <= 0:
+        return []
+    winners = list(
+        MessageTree.objects.select_for_update(skip_locked=True)
+        .filter(lang=lang, state=State.PROMPT_LOTTERY_WAITING)
+        .order_by("?")[:free]
+    )
+    for tree in winners:
+        set_state(tree, State.GROWING)
+    return [tree.id for tree in winners]
+
+
+@transaction.atomic
+def score_tree(*, tree_id: UUID) -> State:
+    """Compute consensus ranks of every ranked sibling set and finish the tree."""
+    tree = lock_tree(tree_id)
+    if tree.state not in (State.READY_FOR_SCORING, State.SCORING_FAILED):
+        return State(tree.state)
+    try:
+        with transaction.atomic():
+            _write_consensus(tree)
+    except Exception:
+        log.exception("scoring tree %s failed", tree.id)
+        return advance_tree(tree, scoring_succeeded=False)
+    return advance_tree(tree, scoring_succeeded=True)
+
+
+def _write_consensus(tree: MessageTree) -> None:
+    rankings = list(
+        Ranking.objects.filter(parent__tree=tree, not_rankable=False).order_by("created_at")
+    )
+    by_parent: dict[UUID, list[Ranking]] = {}
+    for ranking in rankings:
+        by_parent.setdefault(ranking.parent_id, []).append(ranking)
+    updates: list[Message] = []
+    parents: list[Message] = []
+    for parent_id, group in by_parent.items():
+        live = set(
+            Message.objects.filter(
+                parent_id=parent_id, deleted=False, review_result=True
+            ).values_list("id", flat=True)
+        )
+        orders = [[i for i in r.ordered_ids if i in live] for r in group]
+        result = consensus.aggregate(orders)
+        for rank, message_id in enumerate(result.order):
+            updates.append(
+                Message(id=message_id, rank=rank, consensus_strength=result.strengths[message_id])
+            )
+        parents.append(Message(id=parent_id, replies_agreement=result.agreement))
+        for ranking, order in zip(group, orders, strict=True):
+            ranking.agreement_with_consensus = consensus.volunteer_agreement(order, result.order)
+    Message.objects.bulk_update(updates, ["rank", "consensus_strength"])
+    Message.objects.bulk_update(parents, ["replies_agreement"])
+    Ranking.objects.bulk_update(rankings, ["agreement_with_consensus"])
+
+
+# --- Moderator commands --------------------------------------------------------------------
+
+
+@transaction.atomic
+def halt_tree(*, tree_id: UUID, moderator: User) -> MessageTree:
+    if not moderator.is_moderator:
+        raise NotAllowed("Only moderators may halt trees.")
+    tree = lock_tree(tree_id)
+    if tree.state == State.HALTED_BY_MODERATOR:
+        raise Conflict("The tree is halted already.")
+    if tree.state in rules.TERMINAL_STATES:
+        raise Conflict(f"A tree in state {tree.state} cannot be halted.")
+    tree.state_before_halt = tree.state
+    set_state(tree, State.HALTED_BY_MODERATOR)
+    return tree
+
+
+@transaction.atomic
+def resume_tree(*, tree_id: UUID, moderator: User) -> MessageTree:
+    if not moderator.is_moderator:
+        raise NotAllowed("Only moderators may resume trees.")
+    tree = lock_tree(tree_id)
+    if tree.state != State.HALTED_BY_MODERATOR:
+        raise Conflict("The tree is not halted.")
+    target = State(tree.state_before_halt or State.GROWING)
+    tree.state_before_halt = ""
+    set_state(tree, target)
+    advance_tree(tree)
+    return tree
+
+
+# --- Reactions -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def react(*, message: Message, user: User, emoji: str, on: bool = True) -> dict[str, int]:
+    """Add (or with on=False remove) the user's emoji; returns the message's new counts."""
+    if emoji not in Emoji.values:
+        raise InvalidInput(
+            f"Unknown emoji {emoji!r}.", fields={"emoji": [f"One of: {', '.join(Emoji.values)}."]}
+        )
+    locked = Message.objects.select_for_update().filter(pk=message.pk).first()
+    if locked is None:
+        raise NotFound("No such message.")
+    if on:
+        _, created = Reaction.objects.get_or_create(message=locked, user=user, emoji=emoji)
+        delta = 1 if created else 0
+    else:
+        delta = -Reaction.objects.filter(message=locked, user=user, emoji=emoji).delete()[0]
+    if delta:
+        counts = dict(locked.emojis)
+        counts[emoji] = max(0, counts.get(emoji, 0) + delta)
+        if not counts[emoji]:
+            del counts[emoji]
+        Message.objects.filter(pk=locked.pk).update(emojis=counts)
+        locked.emojis = counts
+    return locked.emojis
+
+
+# --- Upkeep --------------------------------------------------------------------------------
+
+
+def reconcile_trees() -> dict[str, int]:
+    """Re-evaluate every tree that is not finished, so none can stall for a lost event."""
+    moved = 0
+    open_states = [s for s in State if s not in rules.TERMINAL_STATES]
+    ids = list(MessageTree.objects.filter(state__in=open_states).values_list("id", "state"))
+    for tree_id, state in ids:
+        if state in (State.READY_FOR_SCORING, State.SCORING_FAILED):
+            before = state
+            after = score_tree(tree_id=tree_id)
+        else:
+            before = state
+            after = advance_tree_by_id(tree_id=tree_id)
+        moved += before != after
+    langs = MessageTree.objects.filter(state=State.PROMPT_LOTTERY_WAITING).values_list(
+        "lang", flat=True
+    )
+    promoted = sum(len(promote_from_lottery(lang=lang)) for lang in set(langs))
+    return {"checked": len(ids), "moved": moved, "promoted": promoted}
