@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served locally: no CDN at run time
     "backend.core",
     "backend.accounts",
     "backend.trees",
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.core.middleware.QueryCountMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,7 +87,8 @@ def _database() -> dict:
     # persistent connections pile up; psycopg's pool shares a few connections instead.
     pool_max = env.int("DATABASE_POOL_MAX", default=8)
     config["CONN_MAX_AGE"] = 0
-    config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_max, "timeout": 10}}
+    # Keep what the URL put in OPTIONS (the embedded server's socket folder is "host" there).
+    config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_max, "timeout": 10}
     if env.str("DATABASE_TEST_NAME", default=""):
         config["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME")}
     return config
@@ -114,9 +117,9 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Celery: a broker when REDIS_URL (or CELERY_BROKER_URL) is set, else jobs run eagerly.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
 CELERY_TASK_ALWAYS_EAGER = env.bool(
-    "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL == "memory://"
+    "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL.startswith("memory://")
 )
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -145,6 +148,7 @@ CHORUS_TREE = {
     "max_children_assistant": env.int("CHORUS_MAX_CHILDREN_ASSISTANT", default=1),
     "goal_tree_size": env.int("CHORUS_GOAL_TREE_SIZE", default=12),
     "rankings_per_parent": env.int("CHORUS_RANKINGS_PER_PARENT", default=3),
+    "rank_prompter_replies": env.bool("CHORUS_RANK_PROMPTER_REPLIES", default=False),
 }
 CHORUS_TASK_LEASE_MINUTES = env.float("CHORUS_TASK_LEASE_MINUTES", default=30.0)
 CHORUS_MIN_TEXT_LENGTH = env.int("CHORUS_MIN_TEXT_LENGTH", default=1)
@@ -189,6 +193,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en"
@@ -198,6 +205,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Tests and `runserver` find static files in the apps without collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG or env.bool("WHITENOISE_USE_FINDERS", default=False)
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)

@@ -45,6 +45,7 @@ AND (
   )
   OR (
     t.state = 'ranking' AND m.review_result AND m.accepted_children_count >= 2
+    AND (m.role = 'prompter' OR t.rank_prompter_replies)
     AND m.ranking_count < t.rankings_needed
     AND NOT EXISTS (SELECT 1 FROM trees_message c WHERE c.parent_id = m.id AND c.rank IS NOT NULL)
   )
@@ -54,16 +55,19 @@ AND (
 FREE_SQL = "(m.lease_until IS NULL OR m.lease_until < now())"
 
 # What this volunteer may take: never their own message to review or reply to, never a
-# ranking that includes their own reply, never a slot they already had.
-ELIGIBLE_SQL = """
-m.author_id IS DISTINCT FROM %(user)s
-AND NOT (
-  t.state = 'ranking' AND EXISTS (
+# ranking that includes their own reply, never a slot they already had. A slot is a message
+# and a kind of work: reviewing a prompt does not stop you ranking its replies later.
+ELIGIBLE_SQL = f"""
+CASE WHEN t.state = 'ranking' THEN NOT EXISTS (
     SELECT 1 FROM trees_message c
     WHERE c.parent_id = m.id AND c.author_id = %(user)s AND NOT c.deleted
   )
+  ELSE m.author_id IS DISTINCT FROM %(user)s
+END
+AND NOT EXISTS (
+  SELECT 1 FROM tasks_task x
+  WHERE x.slot_id = m.id AND x.user_id = %(user)s AND x.type = {KIND_SQL}
 )
-AND NOT EXISTS (SELECT 1 FROM tasks_task x WHERE x.slot_id = m.id AND x.user_id = %(user)s)
 """
 
 CANDIDATES_SQL = f"""

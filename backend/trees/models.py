@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from backend.trees.rules import State
 
@@ -32,8 +33,8 @@ class MessageTree(models.Model):
     state_before_halt = models.CharField(max_length=32, blank=True)
     lang = models.CharField(max_length=16)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.VOLUNTEERS)
-    created_at = models.DateTimeField(auto_now_add=True)
-    state_changed_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    state_changed_at = models.DateTimeField(default=timezone.now)
 
     # Per-tree limits (DESIGN.md §3).
     reviews_needed = models.PositiveSmallIntegerField(default=3)
@@ -43,6 +44,8 @@ class MessageTree(models.Model):
     max_children_assistant = models.PositiveSmallIntegerField(default=1)
     goal_size = models.PositiveSmallIntegerField(default=12)
     rankings_needed = models.PositiveSmallIntegerField(default=3)
+    # OpenAssistant ranks only assistant replies by default; user replies can be ranked too.
+    rank_prompter_replies = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["lang", "state"], name="tree_lang_state")]

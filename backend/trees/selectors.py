@@ -25,9 +25,11 @@ SELECT
     AND m.children_count < CASE WHEN m.role = 'prompter'
         THEN t.max_children_prompter ELSE t.max_children_assistant END
   ) AS open_reply_slot,
-  count(*) FILTER (WHERE m.review_result AND m.accepted_children_count >= 2) AS rankable,
+  count(*) FILTER (WHERE m.review_result AND m.accepted_children_count >= 2
+    AND (m.role = 'prompter' OR t.rank_prompter_replies)) AS rankable,
   count(*) FILTER (
     WHERE m.review_result AND m.accepted_children_count >= 2
+      AND (m.role = 'prompter' OR t.rank_prompter_replies)
       AND m.ranking_count < t.rankings_needed
       -- A sibling set that came with ranks (an imported dataset) is already decided.
       AND NOT EXISTS (

@@ -25,7 +25,7 @@ from backend.trees.rules import State
 log = logging.getLogger(__name__)
 
 
-def tree_limits() -> dict[str, int | float]:
+def tree_limits() -> dict[str, int | float | bool]:
     """The deployment's default limits, as MessageTree field values."""
     conf = settings.CHORUS_TREE
     return {
@@ -36,6 +36,7 @@ def tree_limits() -> dict[str, int | float]:
         "max_children_assistant": conf["max_children_assistant"],
         "goal_size": conf["goal_tree_size"],
         "rankings_needed": conf["rankings_per_parent"],
+        "rank_prompter_replies": conf.get("rank_prompter_replies", False),
     }
 
 

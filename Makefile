@@ -1,0 +1,91 @@
+# Chorus. `make run` starts it on this machine, `make test` checks everything (README.md).
+#
+# Nothing here needs an activated virtualenv: every tool is called as .venv/bin/<tool>.
+# With no DATABASE_URL set, settings start an embedded PostgreSQL under var/pgdata, so a
+# fresh machine needs only Python 3.11+.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Stamp of the last `pip install`: redone only when pyproject.toml changes.
+INSTALLED := $(VENV)/.installed
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+UVICORN_ARGS = --host $(HOST) --port $(PORT)$(if $(filter-out 0 1,$(WORKERS)), --workers $(WORKERS))
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/backend -k tree"`.
+PYTEST_ARGS ?=
+
+.PHONY: help venv run lint typecheck test bench clean distclean
+
+help:
+	@echo "make run        migrate, load demo data, serve http://$(HOST):$(PORT) (HOST, PORT, WORKERS)"
+	@echo "make test       lint, then the whole test suite (PYTEST_ARGS=... to narrow it)"
+	@echo "make lint       ruff check, ruff format --check, makemigrations --check"
+	@echo "make typecheck  mypy on backend/ and ml/"
+	@echo "make bench      benchmarks that print figures"
+	@echo "make clean      remove var/ (local database!), test artifacts and caches"
+	@echo "make distclean  clean, and remove .venv"
+
+venv: $(INSTALLED)
+
+# torch is never installed here: the [ml] extra has its own targets.
+$(INSTALLED): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	    { echo "Chorus needs Python 3.11 or newer; try: make PYTHON=python3.11 ..." >&2; exit 1; }; \
+	  echo "$(PYTHON) -m venv $(VENV)"; \
+	  $(PYTHON) -m venv $(VENV) || \
+	    { echo "Could not create $(VENV) (Debian/Ubuntu: apt-get install python3-venv)" >&2; \
+	      rm -rf $(VENV); exit 1; }; \
+	fi
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	@touch $@
+
+run: $(INSTALLED)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "Chorus is running at http://$(HOST):$(PORT)  (Ctrl-C stops it)"
+	@echo
+	exec $(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)
+
+# mypy is deliberately not part of lint yet: the code base is still being typed, and a
+# red `make test` for typing alone would block everything. Run `make typecheck` by hand.
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy backend ml
+
+# Lint is a prerequisite, so it runs (and must pass) before pytest, with -j1 or -jN.
+# CELERY_TASK_ALWAYS_EAGER=1: tests run Celery jobs in process even when REDIS_URL is set
+# (as in CI), so a test never waits on a worker that is not there; tests about real workers
+# start one in a subprocess and set it back to 0 there.
+test: $(INSTALLED) lint
+	CELERY_TASK_ALWAYS_EAGER=1 $(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/taskloop.py
+
+# var/ holds the embedded PostgreSQL: refuse to delete it under a running server.
+clean:
+	@pidfile=var/pgdata/postmaster.pid; \
+	if [ -f $$pidfile ] && kill -0 "$$(head -n 1 $$pidfile)" 2>/dev/null; then \
+	  echo "The embedded PostgreSQL in var/pgdata is running: stop \`make run\` first." >&2; \
+	  exit 1; \
+	fi
+	rm -rf var test-artifacts bench/results .pytest_cache .mypy_cache .ruff_cache \
+	  .hypothesis build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
