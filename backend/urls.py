@@ -7,5 +7,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("backend.api_urls")),
+    path("api/auth/", include("rest_framework.urls")),  # log in for the browsable API
     path("", include("frontend.urls")),
 ]
