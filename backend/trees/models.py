@@ -122,6 +122,21 @@ class Message(models.Model):
         return f"{self.role}: {self.text[:40]}"
 
 
+class StateChange(models.Model):
+    """One transition of a tree, appended whenever its state changes: the tree's history."""
+
+    tree = models.ForeignKey(MessageTree, on_delete=models.CASCADE, related_name="state_changes")
+    source = models.CharField(max_length=32, blank=True)  # "" for the state it was created in
+    target = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tree", "created_at"], name="statechange_tree")]
+
+    def __str__(self) -> str:
+        return f"{self.tree_id}: {self.source or '-'} -> {self.target}"
+
+
 class MessageRevision(models.Model):
     """An earlier text of an edited message, with who changed it and why."""
 

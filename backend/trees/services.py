@@ -19,7 +19,15 @@ from django.utils import timezone
 from backend.accounts.models import User
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from backend.trees import consensus, rules
-from backend.trees.models import Emoji, Message, MessageTree, Ranking, Reaction, Review
+from backend.trees.models import (
+    Emoji,
+    Message,
+    MessageTree,
+    Ranking,
+    Reaction,
+    Review,
+    StateChange,
+)
 from backend.trees.rules import State
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,7 @@ def create_tree(*, author: User, text: str, lang: str) -> Message:
     tree = MessageTree.objects.create(
         state=State.INITIAL_PROMPT_REVIEW, lang=lang, state_changed_at=now, **tree_limits()
     )
+    StateChange.objects.create(tree=tree, target=tree.state, created_at=now)
     return Message.objects.create(
         tree=tree, role="prompter", text=text, lang=lang, author=author, depth=0, created_at=now
     )
@@ -152,6 +161,9 @@ def set_state(tree: MessageTree, target: State) -> None:
     tree.state = target
     tree.state_changed_at = timezone.now()
     tree.save(update_fields=["state", "state_changed_at", "state_before_halt"])
+    StateChange.objects.create(
+        tree=tree, source=source, target=target, created_at=tree.state_changed_at
+    )
     log.info("tree %s: %s -> %s", tree.id, source, target)
     from backend.trees import jobs  # jobs import services; imported here to avoid a cycle
 

@@ -33,8 +33,11 @@ SMALL_TREES = {
 
 
 class Volunteer:
-    def __init__(self, role: str = Role.VOLUNTEER, languages: list[str] | None = None) -> None:
+    def __init__(
+        self, role: str = Role.VOLUNTEER, languages: list[str] | None = None, troll: bool = False
+    ) -> None:
         n = next(_names)
+        self.troll = troll  # writes spam; honest reviewers label it so
         self.user = create_user(
             username=f"v{n}-{uuid.uuid4().hex[:6]}",
             languages=languages or ["en"],
@@ -61,9 +64,13 @@ class Volunteer:
         """A plausible submission for any task type."""
         kind = task["type"]
         if kind in ("initial_prompt", "assistant_reply", "prompter_reply"):
+            if self.troll:
+                return {"text": f"BUY CHEAP WATCHES {rng.random():.6f}"}
             return {"text": f"{kind} by {self.user.username}: {rng.random():.6f}"}
         if kind.startswith("label_"):
-            return {"labels": {"spam": 0 if good else 1, "lang_mismatch": 0, "quality": 0.75}}
+            is_spam = task["conversation"][-1]["text"].startswith("BUY")
+            spam = 1 if is_spam == good else 0  # a careless review now and then
+            return {"labels": {"spam": spam, "lang_mismatch": 0, "quality": 0.75}}
         order = [r["id"] for r in task["replies"]]
         rng.shuffle(order)
         return {"ranking": order}
