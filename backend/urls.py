@@ -10,3 +10,5 @@ urlpatterns = [
     path("api/auth/", include("rest_framework.urls")),  # log in for the browsable API
     path("", include("frontend.urls")),
 ]
+
+handler404 = "backend.core.api_errors.not_found"

@@ -20,6 +20,15 @@ from backend.trees.serializers import MessageBrief
 TYPE_CHOICES = ["random", *TaskType.values]
 
 
+class StrictCharField(serializers.CharField):
+    """Text must be sent as a JSON string: 123 is not the text "123"."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class LabelSpec(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.CharField()
@@ -118,7 +127,7 @@ class SubmitView(APIView):
             required=False,
             help_text="Idempotency key: a retry with the same key returns the first result.",
         )
-        text = serializers.CharField(
+        text = StrictCharField(
             required=False, allow_blank=True, trim_whitespace=False, max_length=100_000
         )
         labels = serializers.DictField(child=serializers.JSONField(), required=False)

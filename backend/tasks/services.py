@@ -7,7 +7,6 @@ tree size) is overshot. Submissions are idempotent under a client-supplied key.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -44,7 +43,6 @@ from backend.trees import labels
 from backend.trees import services as trees
 from backend.trees.models import Message, MessageTree
 from backend.trees.rules import State
-from backend.trees.selectors import rankable_replies
 
 RANDOM = "random"
 SLOT_TYPES = [t.value for t in TaskType if t != TaskType.INITIAL_PROMPT]
@@ -103,51 +101,57 @@ def request_task(*, user: User, task_type: str, lang: str) -> Task:
 
 
 def _lease_slot(*, user: User, lang: str, kinds: list[str]) -> Task | None:
+    params = {"lang": lang, "user": user.pk, "until": timezone.now() + lease_duration()}
+    quick = [kind for kind in kinds if kind not in REPLY_TYPES]
+    replies = [kind for kind in kinds if kind in REPLY_TYPES]
+    if quick:
+        # Rankings and reviews come first (they finish what is started) and need no tree lock.
+        with connection.cursor() as cursor:
+            cursor.execute(slots.PICK_AND_CLAIM_SQL, {**params, "task": uuid4(), "kinds": quick})
+            row = cursor.fetchone()
+        if row is not None:
+            return _leased_task(row, user=user, lang=lang, until=params["until"])
+    if not replies:
+        return None
     with connection.cursor() as cursor:
-        cursor.execute(
-            slots.CANDIDATES_SQL,
-            {"lang": lang, "user": user.pk, "kinds": kinds, "limit": CLAIM_ATTEMPTS},
-        )
+        cursor.execute(slots.CANDIDATES_SQL, {**params, "kinds": replies, "limit": CLAIM_ATTEMPTS})
         candidates = cursor.fetchall()
     for message_id, tree_id, kind in candidates:
-        task = _claim(user=user, lang=lang, message_id=message_id, tree_id=tree_id, kind=kind)
+        task = _claim(params, message_id=message_id, tree_id=tree_id, kind=kind)
         if task is not None:
-            return task
+            return _leased_task(task, user=user, lang=lang, until=params["until"])
     return None
 
 
 @transaction.atomic
-def _claim(*, user: User, lang: str, message_id: UUID, tree_id: UUID, kind: str) -> Task | None:
+def _claim(params: dict[str, Any], *, message_id: UUID, tree_id: UUID, kind: str) -> tuple | None:
     """Lease one candidate slot, re-checked under the tree lock; None if it was taken."""
-    task_id = uuid4()
-    until = timezone.now() + lease_duration()
     with connection.cursor() as cursor:
         cursor.execute(slots.LOCK_TREE_SQL, [tree_id])
-        params = {
-            "task": task_id,
-            "until": until,
-            "message": message_id,
-            "lang": lang,
-            "user": user.pk,
-            "kind": kind,
-        }
-        cursor.execute(slots.CLAIM_SQL, params)
-        if cursor.rowcount != 1:
-            return None
-    offered: list[UUID] = []
-    if kind in RANK_TYPES:
-        offered = [m.id for m in rankable_replies(message_id)]
-        random.shuffle(offered)  # no position bias between rankers
-    return Task.objects.create(
+        cursor.execute(
+            slots.CLAIM_SQL, {**params, "task": uuid4(), "message": message_id, "kind": kind}
+        )
+        return cursor.fetchone()
+
+
+def _leased_task(row: tuple, *, user: User, lang: str, until: Any) -> Task:
+    """The Task the claim statement inserted, built from its RETURNING row (no re-read)."""
+    task_id, task_type, tree_id, slot_id, offered_ids, created_at = row
+    task = Task(
         id=task_id,
-        type=kind,
+        type=task_type,
         lang=lang,
         user=user,
         tree_id=tree_id,
-        slot_id=message_id,
+        slot_id=slot_id,
+        status=TaskStatus.LEASED,
+        created_at=created_at,
         expires_at=until,
-        offered_ids=offered,
+        offered_ids=list(offered_ids),
     )
+    task._state.adding = False
+    task._state.db = "default"
+    return task
 
 
 @transaction.atomic
@@ -212,9 +216,7 @@ def submit_task(
 
 @transaction.atomic
 def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, Any]) -> Submission:
-    task = Task.objects.select_for_update().filter(pk=task_id).first()
-    if task is None:
-        raise NotFound("No such task.")
+    task = _lock_task(task_id)
     if task.user_id != user.pk:
         raise NotYourTask("This task was handed to someone else.")
     if task.status == TaskStatus.SUBMITTED:
@@ -222,6 +224,8 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
             assert task.result_id is not None
             return Submission(task=task, result_id=task.result_id, replayed=True)
         raise TaskAlreadyDone("This task was submitted already.", result_id=str(task.result_id))
+    if task.status == TaskStatus.EXPIRED:
+        raise TaskExpired("The task's time ran out; ask for a new one.")
     if task.status != TaskStatus.LEASED:
         raise TaskAlreadyDone(f"This task is {task.status}; ask for a new one.")
     now = timezone.now()
@@ -232,8 +236,12 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     if task.type == TaskType.INITIAL_PROMPT:
         result_id = trees.create_tree(author=user, text=payload["text"], lang=task.lang).id
     else:
-        tree, slot = _lock_slot(task)
-        result_id = _do_slot_work(task=task, tree=tree, slot=slot, user=user, payload=payload)
+        _check_slot(task)
+        assert task.tree is not None
+        assert task.slot is not None
+        result_id = _do_slot_work(
+            task=task, tree=task.tree, slot=task.slot, user=user, payload=payload
+        )
 
     task.status = TaskStatus.SUBMITTED
     task.done_at = now
@@ -243,12 +251,27 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     return Submission(task=task, result_id=result_id)
 
 
-def _lock_slot(task: Task) -> tuple[MessageTree, Message]:
-    """Lock the task's tree, then read its slot fresh, and check the lease still holds."""
-    assert task.tree_id is not None
-    assert task.slot_id is not None
-    tree = trees.lock_tree(task.tree_id)
-    slot = Message.objects.get(pk=task.slot_id)
+def _lock_task(task_id: UUID) -> Task:
+    """Lock the task, its tree and its slot in one statement, in the module's lock order
+    (task, tree, message); rows locked are read at their latest committed version."""
+    task = (
+        Task.objects.filter(pk=task_id, tree__state__isnull=False, slot__role__isnull=False)
+        .select_related("tree", "slot")
+        .select_for_update(of=("self", "tree", "slot"), no_key=True)
+        .first()
+    )
+    if task is None:  # a first prompt has no tree or slot yet (or there is no such task)
+        task = Task.objects.select_for_update(no_key=True).filter(pk=task_id).first()
+    if task is None:
+        raise NotFound("No such task.")
+    return task
+
+
+def _check_slot(task: Task) -> None:
+    """The task's lease still holds and its tree still wants this work."""
+    tree, slot = task.tree, task.slot
+    assert tree is not None
+    assert slot is not None
     if tree.state == State.HALTED_BY_MODERATOR:
         raise TreeHalted("A moderator halted this tree; its tasks are closed.")
     if slot.lease_task_id != task.id:
@@ -260,7 +283,6 @@ def _lock_slot(task: Task) -> tuple[MessageTree, Message]:
     }[_family(task.type)]
     if tree.state not in expected or slot.deleted:
         raise TreeMovedOn(f"The tree moved on (it is {tree.state}); ask for a new task.")
-    return tree, slot
 
 
 def _family(task_type: str) -> str:
@@ -354,7 +376,7 @@ def skip_task(*, task_id: UUID, user: User, reason: str, note: str = "") -> Task
         raise InvalidInput(
             "Say why you skip.", fields={"reason": [f"One of: {', '.join(SkipReason.values)}."]}
         )
-    task = Task.objects.select_for_update().filter(pk=task_id).first()
+    task = Task.objects.select_for_update(no_key=True).filter(pk=task_id).first()
     if task is None:
         raise NotFound("No such task.")
     if task.user_id != user.pk:
@@ -389,7 +411,7 @@ def expire_tasks() -> int:
     for task_id in due.values_list("id", flat=True).iterator():
         with transaction.atomic():
             task = (
-                Task.objects.select_for_update(skip_locked=True)
+                Task.objects.select_for_update(skip_locked=True, no_key=True)
                 .filter(pk=task_id, status=TaskStatus.LEASED, expires_at__lte=timezone.now())
                 .first()
             )

@@ -78,18 +78,60 @@ ORDER BY {PRIORITY_SQL}, random()
 LIMIT %(limit)s
 """
 
-# Run with the tree and the message locked: a fresh snapshot sees every lease and counter.
-CLAIM_SQL = f"""
-UPDATE trees_message SET lease_task_id = %(task)s, lease_until = %(until)s
-WHERE id = %(message)s AND id IN (
-  SELECT m.id FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
-  WHERE m.id = %(message)s AND {OPEN_SQL} AND {FREE_SQL} AND {ELIGIBLE_SQL}
-    AND {KIND_SQL} = %(kind)s
+# Inserting the task in the statement that claims its slot: rank tasks get the replies to
+# order, shuffled so no position is favoured.
+_INSERT_TASK = """
+INSERT INTO tasks_task (id, type, lang, user_id, tree_id, slot_id, status, created_at,
+                        expires_at, offered_ids, skip_reason, skip_note)
+SELECT %(task)s, claimed.kind, %(lang)s, %(user)s, claimed.tree_id, claimed.id, 'leased',
+  clock_timestamp(),
+  %(until)s,
+  CASE WHEN claimed.kind LIKE 'rank_%%' THEN ARRAY(
+    SELECT c.id FROM trees_message c
+    WHERE c.parent_id = claimed.id AND NOT c.deleted AND c.review_result ORDER BY random()
+  ) ELSE '{}'::uuid[] END,
+  '', ''
+FROM claimed
+RETURNING id, type, tree_id, slot_id, offered_ids, created_at
+"""
+
+# Reviews and rankings: pick, lease and insert in one statement. The message row lock (SKIP
+# LOCKED) is all the exclusion these need: each target lives on the slot's own row.
+PICK_AND_CLAIM_SQL = f"""
+WITH candidate AS (
+  SELECT m.id, m.tree_id, {KIND_SQL} AS kind
+  FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+  WHERE {OPEN_SQL} AND {FREE_SQL} AND {ELIGIBLE_SQL} AND {KIND_SQL} = ANY(%(kinds)s)
+  ORDER BY {PRIORITY_SQL}, random()
+  LIMIT 1
+  FOR NO KEY UPDATE OF m SKIP LOCKED
+), claimed AS (
+  UPDATE trees_message SET lease_task_id = %(task)s, lease_until = %(until)s
+  FROM candidate WHERE trees_message.id = candidate.id
+  RETURNING trees_message.id, trees_message.tree_id, candidate.kind
 )
+{_INSERT_TASK}
+"""
+
+# Replies: the tree's size goal spans messages, so the claim runs with the tree locked, in a
+# statement of its own whose fresh snapshot sees every lease and counter. Every write to a
+# reply slot (its lease, its replies) happens under that lock. The lease test is repeated on
+# the updated row itself, which PostgreSQL re-checks if the row changed meanwhile.
+CLAIM_SQL = f"""
+WITH claimed AS (
+  UPDATE trees_message SET lease_task_id = %(task)s, lease_until = %(until)s
+  WHERE id = %(message)s AND (lease_until IS NULL OR lease_until < now()) AND id IN (
+    SELECT m.id FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+    WHERE m.id = %(message)s AND {OPEN_SQL} AND {FREE_SQL} AND {ELIGIBLE_SQL}
+      AND {KIND_SQL} = %(kind)s
+  )
+  RETURNING id, tree_id, %(kind)s::text AS kind
+)
+{_INSERT_TASK}
 """
 
 # The claim locks the tree first; its UPDATE then locks the message (the module-wide order).
-LOCK_TREE_SQL = "SELECT id FROM trees_messagetree WHERE id = %s FOR UPDATE"
+LOCK_TREE_SQL = "SELECT id FROM trees_messagetree WHERE id = %s FOR NO KEY UPDATE"
 
 # Per task type: open slots in the language, those free now, and those this volunteer may take.
 AVAILABILITY_SQL = f"""

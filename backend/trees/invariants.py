@@ -128,13 +128,19 @@ def _state_history_violations() -> list[str]:
                    array_agg(s.target ORDER BY s.created_at, s.id)
             FROM trees_messagetree t JOIN trees_statechange s ON s.tree_id = t.id
             GROUP BY t.id
+            UNION ALL
+            SELECT t.id, t.state, t.origin, ARRAY[''], ARRAY[t.state::text]
+            FROM trees_messagetree t
+            WHERE t.origin = 'volunteers' AND t.state <> 'initial_prompt_review'
+              AND NOT EXISTS (SELECT 1 FROM trees_statechange s WHERE s.tree_id = t.id)
             """
         )
         rows = cursor.fetchall()
     problems = []
     for tree_id, state, origin, sources, targets in rows:
-        if origin == "volunteers" and (sources[0] or targets[0] != State.INITIAL_PROMPT_REVIEW):
-            problems.append(f"{tree_id}: history starts with {sources[0]!r} -> {targets[0]}")
+        # Volunteer trees are born in initial_prompt_review (creation writes no row).
+        if origin == "volunteers" and sources[0] != State.INITIAL_PROMPT_REVIEW:
+            problems.append(f"{tree_id}: history starts from {sources[0]!r}")
         for index, (source, target) in enumerate(zip(sources, targets, strict=True)):
             if index and source != targets[index - 1]:
                 problems.append(f"{tree_id}: history jumps from {targets[index - 1]} to {source}")

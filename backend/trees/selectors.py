@@ -15,8 +15,9 @@ from backend.trees.rules import State, TreeFacts
 # One pass over a tree's messages gives every fact the transition table needs.
 _FACTS_SQL = """
 SELECT
-  bool_or(m.parent_id IS NULL AND m.review_result) AS root_accepted,
-  bool_or(m.parent_id IS NULL AND (m.review_result = false OR m.deleted)) AS root_rejected,
+  -- The root's verdict: true (accepted), false (rejected or deleted), null (pending).
+  bool_or(CASE WHEN m.parent_id IS NULL THEN
+    CASE WHEN m.deleted THEN false ELSE m.review_result END END) AS root_result,
   count(*) FILTER (WHERE m.review_result) AS accepted,
   count(*) FILTER (WHERE m.review_result IS NULL) AS pending_review,
   count(*) FILTER (WHERE m.review_result AND m.lease_until > now()) AS reply_leases,
@@ -37,7 +38,7 @@ SELECT
       )
   ) AS needing_rankings
 FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
-WHERE m.tree_id = %s AND NOT m.deleted
+WHERE m.tree_id = %s AND (NOT m.deleted OR m.parent_id IS NULL)
 """
 
 
@@ -51,10 +52,7 @@ def tree_facts(
     with connection.cursor() as cursor:
         cursor.execute(_FACTS_SQL, [tree.id])
         row = cursor.fetchone()
-    root_accepted, root_rejected, accepted, pending, reply_leases, open_slot, rankable, need = row
-    root_result = True if root_accepted else (False if root_rejected else None)
-    if root_rejected is None:  # no live message at all: the root was deleted
-        root_result = False
+    root_result, accepted, pending, reply_leases, open_slot, rankable, need = row
     return TreeFacts(
         state=State(tree.state),
         root_review_result=root_result,

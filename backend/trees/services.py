@@ -2,11 +2,15 @@
 (`lock_tree`); transitions are decided by `rules.next_state` on facts read under that lock.
 
 Lock order, everywhere: a task row, then the tree row, then its message rows. Keeping one
-order is what makes concurrent hand-outs and submissions deadlock-free.
+order is what makes concurrent hand-outs and submissions deadlock-free. Every explicit lock is
+FOR NO KEY UPDATE: it excludes other writers but not the KEY SHARE locks that foreign-key
+checks take when a task or reply is inserted, which would otherwise close a cycle.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Mapping
 from uuid import UUID
@@ -50,7 +54,10 @@ def tree_limits() -> dict[str, int | float | bool]:
 
 def lock_tree(tree_id: UUID) -> MessageTree:
     """Lock the tree row for the rest of the transaction (see the module's lock order)."""
-    return MessageTree.objects.select_for_update().get(pk=tree_id)
+    tree = MessageTree.objects.select_for_update(no_key=True).filter(pk=tree_id).first()
+    if tree is None:
+        raise NotFound("No such tree.")
+    return tree
 
 
 def create_tree(*, author: User, text: str, lang: str) -> Message:
@@ -59,7 +66,6 @@ def create_tree(*, author: User, text: str, lang: str) -> Message:
     tree = MessageTree.objects.create(
         state=State.INITIAL_PROMPT_REVIEW, lang=lang, state_changed_at=now, **tree_limits()
     )
-    StateChange.objects.create(tree=tree, target=tree.state, created_at=now)
     return Message.objects.create(
         tree=tree, role="prompter", text=text, lang=lang, author=author, depth=0, created_at=now
     )
@@ -93,21 +99,40 @@ def record_review(
     count = message.review_count + 1
     decided = count >= tree.reviews_needed and message.review_result is None
     result = rules.is_accepted(summary, tree.acceptance_threshold) if decided else None
-    Message.objects.filter(pk=message.pk).update(
-        review_count=count,
-        label_summary=summary,
-        review_result=result if decided else message.review_result,
-        lease_task_id=None,
-        lease_until=None,
-    )
     if decided and message.parent_id is not None:
-        # A rejected reply frees its place under the parent; an accepted one can be ranked.
-        if result:
-            change = {"accepted_children_count": F("accepted_children_count") + 1}
-        else:
-            change = {"children_count": F("children_count") - 1}
-        Message.objects.filter(pk=message.parent_id).update(**change)
+        _record_verdict(message, parent_id=message.parent_id, summary=summary, accepted=result)
+    else:
+        Message.objects.filter(pk=message.pk).update(
+            review_count=count,
+            label_summary=summary,
+            review_result=result if decided else message.review_result,
+            lease_task_id=None,
+            lease_until=None,
+        )
     return review, decided
+
+
+def _record_verdict(
+    message: Message, *, parent_id: UUID, summary: dict, accepted: bool | None
+) -> None:
+    """The last review of a reply, and its effect on the parent, in one statement: a rejected
+    reply frees its place under the parent; an accepted one joins the set to rank."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE trees_message SET
+              review_count = review_count + (id = %(m)s)::int,
+              label_summary = CASE WHEN id = %(m)s THEN %(summary)s::jsonb ELSE label_summary END,
+              review_result = CASE WHEN id = %(m)s THEN %(accepted)s ELSE review_result END,
+              lease_task_id = CASE WHEN id = %(m)s THEN NULL ELSE lease_task_id END,
+              lease_until = CASE WHEN id = %(m)s THEN NULL ELSE lease_until END,
+              accepted_children_count = accepted_children_count
+                + (id = %(p)s AND %(accepted)s)::int,
+              children_count = children_count - (id = %(p)s AND NOT %(accepted)s)::int
+            WHERE id IN (%(m)s, %(p)s)
+            """,
+            {"m": message.pk, "p": parent_id, "summary": json.dumps(summary), "accepted": accepted},
+        )
 
 
 def record_ranking(
@@ -175,16 +200,15 @@ def set_state(tree: MessageTree, target: State) -> None:
 
 def advance_tree(tree: MessageTree, *, scoring_succeeded: bool | None = None) -> State:
     """Move a locked tree through every transition its facts allow; return the final state."""
-    for _ in range(len(State)):
-        if tree.state == State.HALTED_BY_MODERATOR:
-            break
-        from backend.trees.selectors import tree_facts
+    from backend.trees.selectors import tree_facts
 
-        facts = tree_facts(tree, scoring_succeeded=scoring_succeeded, **_capacity(tree))
-        target = rules.next_state(facts)
-        if target is None:
-            break
+    if tree.state == State.HALTED_BY_MODERATOR:
+        return State(tree.state)
+    # A transition changes no message, so the facts read once hold for a chain of them.
+    facts = tree_facts(tree, scoring_succeeded=scoring_succeeded, **_capacity(tree))
+    while (target := rules.next_state(facts)) is not None:
         set_state(tree, target)
+        facts = dataclasses.replace(facts, state=target, **_capacity(tree))
     return State(tree.state)
 
 
@@ -203,7 +227,7 @@ def promote_from_lottery(*, lang: str) -> list[UUID]:
     if free <= 0:
         return []
     winners = list(
-        MessageTree.objects.select_for_update(skip_locked=True)
+        MessageTree.objects.select_for_update(skip_locked=True, no_key=True)
         .filter(lang=lang, state=State.PROMPT_LOTTERY_WAITING)
         .order_by("?")[:free]
     )
@@ -297,7 +321,7 @@ def react(*, message: Message, user: User, emoji: str, on: bool = True) -> dict[
         raise InvalidInput(
             f"Unknown emoji {emoji!r}.", fields={"emoji": [f"One of: {', '.join(Emoji.values)}."]}
         )
-    locked = Message.objects.select_for_update().filter(pk=message.pk).first()
+    locked = Message.objects.select_for_update(no_key=True).filter(pk=message.pk).first()
     if locked is None:
         raise NotFound("No such message.")
     if on:

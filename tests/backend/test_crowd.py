@@ -81,7 +81,8 @@ def test_a_crowd_grows_trees_from_nothing_to_export_and_every_invariant_holds(
     assert outcomes["retried"] > 0
 
     # The states the trees went through, all by legal transitions (checked below).
-    seen = set(StateChange.objects.values_list("target", flat=True))
+    changes = StateChange.objects.values_list("source", "target")
+    seen = {state for change in changes for state in change}
     assert {
         State.INITIAL_PROMPT_REVIEW,
         State.PROMPT_LOTTERY_WAITING,
