@@ -8,6 +8,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.core.errors import NotFound, NotYourTask
@@ -39,7 +40,9 @@ def _prompt_room(lang: str) -> int:
         .values_list("state")
         .annotate(n=Count("id"))
     )
-    leased = Task.objects.filter(lang=lang, type=TaskType.INITIAL_PROMPT, status="leased").count()
+    leased = Task.objects.filter(
+        lang=lang, type=TaskType.INITIAL_PROMPT, status="leased", expires_at__gt=timezone.now()
+    ).count()
     review_room = conf["max_prompts_in_review"] - states.get(State.INITIAL_PROMPT_REVIEW, 0)
     lottery_room = conf["max_prompts_in_lottery"] - states.get(State.PROMPT_LOTTERY_WAITING, 0)
     return max(0, min(review_room - leased, lottery_room))

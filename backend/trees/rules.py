@@ -140,7 +140,8 @@ def is_accepted(label_summary: Mapping[str, Mapping[str, float]], threshold: flo
     """
     spam = label_summary.get("spam", {}).get("value", 0.0)
     wrong_language = label_summary.get("lang_mismatch", {}).get("value", 0.0)
-    return 1.0 - (spam + wrong_language) > threshold
+    # Rounded: running means in floats must not flip a verdict that sits on the threshold.
+    return round(1.0 - (spam + wrong_language), 9) > round(threshold, 9)
 
 
 def add_to_summary(

@@ -18,18 +18,18 @@ SELECT
   -- The root's verdict: true (accepted), false (rejected or deleted), null (pending).
   bool_or(CASE WHEN m.parent_id IS NULL THEN
     CASE WHEN m.deleted THEN false ELSE m.review_result END END) AS root_result,
-  count(*) FILTER (WHERE m.review_result) AS accepted,
-  count(*) FILTER (WHERE m.review_result IS NULL) AS pending_review,
-  count(*) FILTER (WHERE m.review_result AND m.lease_until > now()) AS reply_leases,
-  bool_or(
-    m.review_result AND m.depth < t.max_depth
+  count(*) FILTER (WHERE live AND m.review_result) AS accepted,
+  count(*) FILTER (WHERE live AND m.review_result IS NULL) AS pending_review,
+  count(*) FILTER (WHERE live AND m.review_result AND m.lease_until > now()) AS reply_leases,
+  coalesce(bool_or(
+    live AND m.review_result AND m.depth < t.max_depth
     AND m.children_count < CASE WHEN m.role = 'prompter'
         THEN t.max_children_prompter ELSE t.max_children_assistant END
-  ) AS open_reply_slot,
-  count(*) FILTER (WHERE m.review_result AND m.accepted_children_count >= 2
+  ), false) AS open_reply_slot,
+  count(*) FILTER (WHERE live AND m.review_result AND m.accepted_children_count >= 2
     AND (m.role = 'prompter' OR t.rank_prompter_replies)) AS rankable,
   count(*) FILTER (
-    WHERE m.review_result AND m.accepted_children_count >= 2
+    WHERE live AND m.review_result AND m.accepted_children_count >= 2
       AND (m.role = 'prompter' OR t.rank_prompter_replies)
       AND m.ranking_count < t.rankings_needed
       -- A sibling set that came with ranks (an imported dataset) is already decided.
@@ -37,8 +37,9 @@ SELECT
         SELECT 1 FROM trees_message c WHERE c.parent_id = m.id AND c.rank IS NOT NULL
       )
   ) AS needing_rankings
-FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
-WHERE m.tree_id = %s AND (NOT m.deleted OR m.parent_id IS NULL)
+FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id,
+  LATERAL (SELECT NOT m.deleted AS live) l
+WHERE m.tree_id = %s
 """
 
 

@@ -168,12 +168,24 @@ def release_lease(*, slot_id: UUID, task_id: UUID) -> None:
 
 def _capacity(tree: MessageTree) -> dict[str, bool]:
     """Language-wide facts, read only for the states whose rules need them."""
-    limit = settings.CHORUS_TREE["max_active_trees"]
     if tree.state == State.PROMPT_LOTTERY_WAITING:
-        return {"has_growing_capacity": _count(tree.lang, State.GROWING) < limit}
+        return {"has_growing_capacity": _has_room(tree.lang, State.GROWING)}
     if tree.state == State.BACKLOG_RANKING:
-        return {"has_ranking_capacity": _count(tree.lang, State.RANKING) < limit}
+        return {"has_ranking_capacity": _has_room(tree.lang, State.RANKING)}
     return {}
+
+
+def _has_room(lang: str, state: State) -> bool:
+    """Whether the language may have one more tree in `state`. Counted under the language's
+    lottery lock, held to the end of the transaction, so two trees never take the last place.
+    (Lottery draws lock trees with SKIP LOCKED under it, so holding a tree lock here is safe.)"""
+    _lock_lottery(lang)
+    return _count(lang, state) < settings.CHORUS_TREE["max_active_trees"]
+
+
+def _lock_lottery(lang: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lottery:{lang}"])
 
 
 def _count(lang: str, state: State) -> int:
@@ -221,8 +233,7 @@ def advance_tree_by_id(*, tree_id: UUID) -> State:
 def promote_from_lottery(*, lang: str) -> list[UUID]:
     """Draw waiting prompts at random into `growing` while the language has room."""
     # One drawer per language at a time, so the growing limit is never overshot.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lottery:{lang}"])
+    _lock_lottery(lang)
     free = settings.CHORUS_TREE["max_active_trees"] - _count(lang, State.GROWING)
     if free <= 0:
         return []
@@ -305,6 +316,9 @@ def resume_tree(*, tree_id: UUID, moderator: User) -> MessageTree:
     if tree.state != State.HALTED_BY_MODERATOR:
         raise Conflict("The tree is not halted.")
     target = State(tree.state_before_halt or State.GROWING)
+    if target == State.GROWING and not _has_room(tree.lang, State.GROWING):
+        # Its place was given to another tree meanwhile: it waits for the next draw.
+        target = State.PROMPT_LOTTERY_WAITING
     tree.state_before_halt = ""
     set_state(tree, target)
     advance_tree(tree)
