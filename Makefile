@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run        migrate, load demo data, serve http://$(HOST):$(PORT) (HOST, PORT, WORKERS)"
 	@echo "make test       lint, then the whole test suite (PYTEST_ARGS=... to narrow it)"
-	@echo "make lint       ruff check, ruff format --check, makemigrations --check"
+	@echo "make lint       ruff check, ruff format --check, mypy, makemigrations --check"
 	@echo "make typecheck  mypy on backend/ and ml/"
 	@echo "make bench      benchmarks that print figures"
 	@echo "make clean      remove var/ (local database!), test artifacts and caches"
@@ -56,11 +56,10 @@ run: $(INSTALLED)
 	@echo
 	exec $(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)
 
-# mypy is deliberately not part of lint yet: the code base is still being typed, and a
-# red `make test` for typing alone would block everything. Run `make typecheck` by hand.
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy backend ml
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 typecheck: $(INSTALLED)

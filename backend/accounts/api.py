@@ -3,12 +3,12 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.accounts import selectors, services
 from backend.core.api_schema import errors
+from backend.core.http import AuthenticatedRequest
 
 
 class MeView(APIView):
@@ -41,7 +41,7 @@ class MeView(APIView):
     @extend_schema(
         operation_id="get_me", summary="Your profile.", responses={200: Output, **errors()}
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(self.Output(request.user).data)
 
     @extend_schema(
@@ -50,7 +50,7 @@ class MeView(APIView):
         request=Input,
         responses={200: Output, **errors(400)},
     )
-    def patch(self, request: Request) -> Response:
+    def patch(self, request: AuthenticatedRequest) -> Response:
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.update_profile(user=request.user, **serializer.validated_data)
@@ -75,5 +75,5 @@ class MyStatsView(APIView):
         summary="Your contributions.",
         responses={200: Output, **errors()},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(self.Output(selectors.user_stats(request.user)).data)

@@ -39,9 +39,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if acting and acting != user.username:
             if not client.can_act_for_users:
                 raise exceptions.PermissionDenied("This API client may not act for other users.")
-            user = User.objects.filter(username=acting).first()
-            if user is None:
+            named = User.objects.filter(username=acting).first()
+            if named is None:
                 raise exceptions.AuthenticationFailed(f"No user named {acting!r}.")
+            user = named
         if not user.is_active:
             raise exceptions.AuthenticationFailed("This account is inactive.")
         return user, client

@@ -49,7 +49,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid_input", "The request is not valid.", _flatten(exc.detail))
     elif isinstance(exc, exceptions.Throttled):
-        wait = exc.wait or 1
+        wait = getattr(exc, "wait", None) or 1
         body = error_body("rate_limited", f"Too many requests; retry in {int(wait) + 1} s.")
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)

@@ -4,11 +4,11 @@ from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.core.api_schema import errors
+from backend.core.http import AuthenticatedRequest
 from backend.moderation import services
 from backend.moderation.models import ReportReason
 from backend.trees.selectors import access_message
@@ -32,7 +32,7 @@ class ReportView(APIView):
         request=Input,
         responses={201: Output, **errors(400, 404, 409)},
     )
-    def post(self, request: Request, message_id: UUID) -> Response:
+    def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         message = access_message(user=request.user, message_id=message_id)

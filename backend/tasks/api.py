@@ -6,11 +6,11 @@ from uuid import UUID
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.core.api_schema import errors
+from backend.core.http import AuthenticatedRequest
 from backend.tasks import selectors, services
 from backend.tasks.models import LABEL_TYPES, REPLY_TYPES, SkipReason, TaskType
 from backend.trees import labels
@@ -33,7 +33,9 @@ class LabelSpec(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.CharField()
     question = serializers.CharField()
-    required = serializers.BooleanField()
+    # DRF's metaclass moves declared fields off the class, so this does not shadow
+    # Field.required at run time; mypy only sees the class attribute.
+    required = serializers.BooleanField()  # type: ignore[assignment]
 
 
 class TaskOutput(serializers.Serializer):
@@ -103,7 +105,7 @@ class TaskListView(APIView):
         request=Input,
         responses={201: TaskOutput, **errors(400, 403, 404)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = _valid(self.Input, request.data)
         task = services.request_task(user=request.user, task_type=data["type"], lang=data["lang"])
         return Response(task_data(selectors.task_context(task)), status=status.HTTP_201_CREATED)
@@ -115,7 +117,7 @@ class TaskDetailView(APIView):
         summary="One of your tasks with its conversation.",
         responses={200: TaskOutput, **errors(403, 404)},
     )
-    def get(self, request: Request, task_id: UUID) -> Response:
+    def get(self, request: AuthenticatedRequest, task_id: UUID) -> Response:
         task = selectors.access_task(user=request.user, task_id=task_id)
         return Response(task_data(selectors.task_context(task)))
 
@@ -146,7 +148,7 @@ class SubmitView(APIView):
         request=Input,
         responses={201: Output, 200: Output, **errors(400, 403, 404, 409)},
     )
-    def post(self, request: Request, task_id: UUID) -> Response:
+    def post(self, request: AuthenticatedRequest, task_id: UUID) -> Response:
         data = _valid(self.Input, request.data)
         key = data.pop("key", None)
         done = services.submit_task(task_id=task_id, user=request.user, key=key, payload=data)
@@ -171,7 +173,7 @@ class SkipView(APIView):
         request=Input,
         responses={200: TaskOutput, **errors(400, 403, 404, 409)},
     )
-    def post(self, request: Request, task_id: UUID) -> Response:
+    def post(self, request: AuthenticatedRequest, task_id: UUID) -> Response:
         data = _valid(self.Input, request.data)
         task = services.skip_task(
             task_id=task_id, user=request.user, reason=data["reason"], note=data.get("note", "")
@@ -190,7 +192,7 @@ class AvailabilityView(APIView):
         parameters=[OpenApiParameter("lang", str, required=True)],
         responses={200: Output, **errors(400)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         lang = services.validate_lang(request.query_params.get("lang", ""))
         counts = selectors.availability(user=request.user, lang=lang)
         return Response({"lang": lang, "types": counts})

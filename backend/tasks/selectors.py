@@ -126,8 +126,9 @@ def task_context(task: Task) -> TaskContext:
             [task.slot_id, task.offered_ids],
         )
     )
-    chain = sorted((m for m in rows if not m.offered), key=lambda m: m.depth)
-    by_id = {m.id: m for m in rows if m.offered}
+    # `offered` is the query's extra column: true for the replies to rank.
+    chain = sorted((m for m in rows if not getattr(m, "offered")), key=lambda m: m.depth)  # noqa: B009
+    by_id = {m.id: m for m in rows if getattr(m, "offered")}  # noqa: B009
     return TaskContext(
         task=task, conversation=chain, replies=[by_id[i] for i in task.offered_ids if i in by_id]
     )

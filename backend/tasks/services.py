@@ -101,7 +101,11 @@ def request_task(*, user: User, task_type: str, lang: str) -> Task:
 
 
 def _lease_slot(*, user: User, lang: str, kinds: list[str]) -> Task | None:
-    params = {"lang": lang, "user": user.pk, "until": timezone.now() + lease_duration()}
+    params: dict[str, Any] = {
+        "lang": lang,
+        "user": user.pk,
+        "until": timezone.now() + lease_duration(),
+    }
     quick = [kind for kind in kinds if kind not in REPLY_TYPES]
     replies = [kind for kind in kinds if kind in REPLY_TYPES]
     if quick:

@@ -7,12 +7,12 @@ from uuid import UUID
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.core.api_schema import errors
 from backend.core.errors import InvalidInput
+from backend.core.http import AuthenticatedRequest
 from backend.trees import selectors, services
 from backend.trees.models import Emoji
 from backend.trees.rules import State
@@ -35,7 +35,7 @@ class TreeListView(APIView):
         ],
         responses={200: TreeSummary(many=True), **errors(400)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         trees = selectors.visible_trees(request.user)
         state = request.query_params.get("state")
         if state:
@@ -57,7 +57,7 @@ class TreeDetailView(APIView):
         summary="A tree with the messages you may see (flat, with parent ids).",
         responses={200: TreeDetail, **errors(404)},
     )
-    def get(self, request: Request, tree_id: UUID) -> Response:
+    def get(self, request: AuthenticatedRequest, tree_id: UUID) -> Response:
         tree, messages = selectors.access_tree(user=request.user, tree_id=tree_id)
         return Response(tree_detail_data(tree, messages))
 
@@ -69,7 +69,7 @@ class TreeHaltView(APIView):
         request=None,
         responses={200: TreeSummary, **errors(403, 404, 409)},
     )
-    def post(self, request: Request, tree_id: UUID) -> Response:
+    def post(self, request: AuthenticatedRequest, tree_id: UUID) -> Response:
         tree = services.halt_tree(tree_id=tree_id, moderator=request.user)
         return Response(TreeSummary(tree).data)
 
@@ -81,7 +81,7 @@ class TreeResumeView(APIView):
         request=None,
         responses={200: TreeSummary, **errors(403, 404, 409)},
     )
-    def post(self, request: Request, tree_id: UUID) -> Response:
+    def post(self, request: AuthenticatedRequest, tree_id: UUID) -> Response:
         tree = services.resume_tree(tree_id=tree_id, moderator=request.user)
         return Response(TreeSummary(tree).data)
 
@@ -92,7 +92,7 @@ class MessageDetailView(APIView):
         summary="One message with its labels, emojis and rank.",
         responses={200: MessageDetail, **errors(404)},
     )
-    def get(self, request: Request, message_id: UUID) -> Response:
+    def get(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         message = selectors.access_message(user=request.user, message_id=message_id)
         return Response(MessageDetail(message).data)
 
@@ -103,7 +103,7 @@ class ConversationView(APIView):
         summary="The message and its ancestors, root first.",
         responses={200: MessageBrief(many=True), **errors(404)},
     )
-    def get(self, request: Request, message_id: UUID) -> Response:
+    def get(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         message = selectors.access_message(user=request.user, message_id=message_id)
         return Response(MessageBrief(selectors.conversation(message.id), many=True).data)
 
@@ -122,7 +122,7 @@ class ReactionsView(APIView):
         request=Input,
         responses={201: Output, **errors(400, 404)},
     )
-    def post(self, request: Request, message_id: UUID) -> Response:
+    def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         message = selectors.access_message(user=request.user, message_id=message_id)
@@ -139,7 +139,7 @@ class ReactionDeleteView(APIView):
         summary="Take your emoji back.",
         responses={200: ReactionsView.Output, **errors(400, 404)},
     )
-    def delete(self, request: Request, message_id: UUID, emoji: str) -> Response:
+    def delete(self, request: AuthenticatedRequest, message_id: UUID, emoji: str) -> Response:
         message = selectors.access_message(user=request.user, message_id=message_id)
         counts = services.react(message=message, user=request.user, emoji=emoji, on=False)
         return Response(ReactionsView.Output({"message_id": message.id, "emojis": counts}).data)
