@@ -94,3 +94,18 @@ def small_trees(settings):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def volunteer() -> Callable[..., Volunteer]:
     return Volunteer
+
+
+@pytest.fixture
+def bob(volunteer):  # type: ignore[no-untyped-def]
+    return volunteer()
+
+
+@pytest.fixture
+def carol(volunteer):  # type: ignore[no-untyped-def]
+    return volunteer()
+
+
+@pytest.fixture
+def moderator(volunteer):  # type: ignore[no-untyped-def]
+    return volunteer(role=Role.MODERATOR)

@@ -68,21 +68,6 @@ def bearer(key: str) -> APIClient:
     return client
 
 
-@pytest.fixture
-def bob(volunteer):  # type: ignore[no-untyped-def]
-    return volunteer()
-
-
-@pytest.fixture
-def carol(volunteer):  # type: ignore[no-untyped-def]
-    return volunteer()
-
-
-@pytest.fixture
-def moderator(volunteer):  # type: ignore[no-untyped-def]
-    return volunteer(role=Role.MODERATOR)
-
-
 # --- Authentication ------------------------------------------------------------------------
 
 

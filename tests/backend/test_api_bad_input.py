@@ -152,16 +152,6 @@ def submit_path(task: dict) -> str:
 
 
 @pytest.fixture
-def bob(volunteer):  # type: ignore[no-untyped-def]
-    return volunteer()
-
-
-@pytest.fixture
-def carol(volunteer):  # type: ignore[no-untyped-def]
-    return volunteer()
-
-
-@pytest.fixture
 def reply_task(bob) -> dict:  # type: ignore[no-untyped-def]
     growing_root()
     return lease(bob, "assistant_reply")
