@@ -1,13 +1,23 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point for uvicorn: HTTP and, through Channels, WebSockets.
+
+HTTP requests run Django's synchronous stack on a pool of threads (a2wsgi). Under Django's own
+ASGI handler every request of a sync view gets a new thread and hops between it and the event
+loop at each middleware; the benchmark (bench/taskloop.py) measured that at about 40% more
+CPU per request. WebSockets stay on Channels' ASGI consumers.
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
-django_asgi = get_asgi_application()
+from a2wsgi import WSGIMiddleware
+from channels.routing import ProtocolTypeRouter
+from django.conf import settings
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+from backend.wsgi import application as wsgi_application
 
-application = ProtocolTypeRouter({"http": django_asgi})
+# One thread per pooled database connection: a request never waits for a connection.
+# (Django's stubs type the handler's return more narrowly than a2wsgi's WSGI protocol.)
+http = WSGIMiddleware(wsgi_application, workers=settings.CHORUS_HTTP_THREADS)  # type: ignore[arg-type]
+
+application = ProtocolTypeRouter({"http": http})

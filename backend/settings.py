@@ -95,6 +95,10 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+# Threads serving HTTP in each web process; each may hold one pooled connection.
+CHORUS_HTTP_THREADS = env.int(
+    "CHORUS_HTTP_THREADS", default=env.int("DATABASE_POOL_MAX", default=8)
+)
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
@@ -220,4 +224,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    # 4xx answers (e.g. "no task available" while volunteers poll) are not the server's
+    # problems; the access log has them.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

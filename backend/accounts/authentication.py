@@ -26,11 +26,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Malformed API key.")
         prefix, _ = parsed
         # One query: the client and its owner together.
-        client = (
-            ApiClient.objects.select_related("owner")
-            .filter(key_prefix=prefix, revoked_at=None)
-            .first()
-        )
+        try:
+            client = ApiClient.objects.select_related("owner").get(
+                key_prefix=prefix, revoked_at=None
+            )
+        except ApiClient.DoesNotExist:
+            client = None
         key = header[len(self.keyword) + 1 :].strip()
         if client is None or not hmac.compare_digest(client.key_hash, hash_api_key(key)):
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")

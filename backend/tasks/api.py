@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -15,7 +16,7 @@ from backend.tasks import selectors, services
 from backend.tasks.models import LABEL_TYPES, REPLY_TYPES, SkipReason, TaskType
 from backend.trees import labels
 from backend.trees.rules import reply_role
-from backend.trees.serializers import MessageBrief
+from backend.trees.serializers import MessageBrief, message_brief
 
 TYPE_CHOICES = ["random", *TaskType.values]
 
@@ -47,7 +48,7 @@ class TaskOutput(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     tree_id = serializers.UUIDField(allow_null=True)
     # The message to review, or the parent to reply under / whose replies to rank.
-    message_id = serializers.UUIDField(source="slot_id", allow_null=True)
+    message_id = serializers.UUIDField(allow_null=True)
     conversation = MessageBrief(many=True, help_text="Root first, ending with message_id.")
     replies = MessageBrief(many=True, help_text="Rank tasks: the replies to order.")
     labels = LabelSpec(many=True, help_text="Review tasks: the labels to give.")
@@ -56,10 +57,12 @@ class TaskOutput(serializers.Serializer):
 
 
 def task_data(context: selectors.TaskContext) -> dict:
+    """The TaskOutput shape, built directly: this is the hot path of every volunteer's loop,
+    and a serializer would deep-copy its fields for each response."""
     from django.conf import settings
 
     task = context.task
-    data = {
+    data: dict[str, Any] = {
         "id": task.id,
         "type": task.type,
         "lang": task.lang,
@@ -67,9 +70,9 @@ def task_data(context: selectors.TaskContext) -> dict:
         "created_at": task.created_at,
         "expires_at": task.expires_at,
         "tree_id": task.tree_id,
-        "slot_id": task.slot_id,
-        "conversation": context.conversation,
-        "replies": context.replies,
+        "message_id": task.slot_id,
+        "conversation": [message_brief(m) for m in context.conversation],
+        "replies": [message_brief(m) for m in context.replies],
         "labels": [],
         "reply_role": None,
         "text_limits": None,
@@ -91,7 +94,7 @@ def task_data(context: selectors.TaskContext) -> dict:
             "min": settings.CHORUS_MIN_TEXT_LENGTH,
             "max": settings.CHORUS_MAX_TEXT_LENGTH,
         }
-    return TaskOutput(data).data
+    return data
 
 
 class TaskListView(APIView):

@@ -43,9 +43,11 @@ def _prompt_room(lang: str) -> int:
     leased = Task.objects.filter(
         lang=lang, type=TaskType.INITIAL_PROMPT, status="leased", expires_at__gt=timezone.now()
     ).count()
-    review_room = conf["max_prompts_in_review"] - states.get(State.INITIAL_PROMPT_REVIEW, 0)
-    lottery_room = conf["max_prompts_in_lottery"] - states.get(State.PROMPT_LOTTERY_WAITING, 0)
-    return max(0, min(review_room - leased, lottery_room))
+    in_review = states.get(State.INITIAL_PROMPT_REVIEW, 0) + leased
+    in_lottery = states.get(State.PROMPT_LOTTERY_WAITING, 0)
+    review_room = conf["max_prompts_in_review"] - in_review
+    lottery_room = conf["max_prompts_in_lottery"] - in_review - in_lottery
+    return max(0, min(review_room, lottery_room))
 
 
 def why_no_task(*, user: User, lang: str, task_type: str) -> list[dict[str, str]]:

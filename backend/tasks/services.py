@@ -46,7 +46,8 @@ from backend.trees.rules import State
 
 RANDOM = "random"
 SLOT_TYPES = [t.value for t in TaskType if t != TaskType.INITIAL_PROMPT]
-CLAIM_ATTEMPTS = 4
+# Reply slots tried per request; each try that loses a race costs two statements.
+CLAIM_ATTEMPTS = 2
 
 
 def lease_duration() -> timedelta:
@@ -179,7 +180,11 @@ def _lease_initial_prompt(*, user: User, lang: str) -> Task | None:
             {"lang": lang},
         )
         in_review, in_lottery = cursor.fetchone()
-    if in_review >= conf["max_prompts_in_review"] or in_lottery >= conf["max_prompts_in_lottery"]:
+    # Every prompt in review may join the lottery, so both count against its cap.
+    if (
+        in_review >= conf["max_prompts_in_review"]
+        or in_review + in_lottery >= conf["max_prompts_in_lottery"]
+    ):
         return None
     return Task.objects.create(
         type=TaskType.INITIAL_PROMPT,
@@ -258,17 +263,19 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
 def _lock_task(task_id: UUID) -> Task:
     """Lock the task, its tree and its slot in one statement, in the module's lock order
     (task, tree, message); rows locked are read at their latest committed version."""
-    task = (
-        Task.objects.filter(pk=task_id, tree__state__isnull=False, slot__role__isnull=False)
-        .select_related("tree", "slot")
-        .select_for_update(of=("self", "tree", "slot"), no_key=True)
-        .first()
-    )
-    if task is None:  # a first prompt has no tree or slot yet (or there is no such task)
-        task = Task.objects.select_for_update(no_key=True).filter(pk=task_id).first()
-    if task is None:
-        raise NotFound("No such task.")
-    return task
+    locked = Task.objects.select_for_update(no_key=True)
+    try:
+        return (
+            locked.select_related("tree", "slot")
+            .select_for_update(of=("self", "tree", "slot"), no_key=True)
+            .get(pk=task_id, tree__state__isnull=False, slot__role__isnull=False)
+        )
+    except Task.DoesNotExist:
+        pass
+    try:  # a first prompt has no tree or slot yet
+        return locked.get(pk=task_id)
+    except Task.DoesNotExist:
+        raise NotFound("No such task.") from None
 
 
 def _check_slot(task: Task) -> None:

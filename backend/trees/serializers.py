@@ -17,6 +17,22 @@ class MessageBrief(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+def message_brief(message) -> dict:  # type: ignore[no-untyped-def]
+    """MessageBrief's shape as a plain dict, for hot paths (the renderer formats ids and times
+    the way the serializer would)."""
+    return {
+        "id": message.id,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "text": message.text,
+        "lang": message.lang,
+        "depth": message.depth,
+        "synthetic": message.synthetic,
+        "model_name": message.model_name,
+        "created_at": message.created_at,
+    }
+
+
 class MessageDetail(MessageBrief):
     tree_id = serializers.UUIDField()
     review_count = serializers.IntegerField()

@@ -271,12 +271,12 @@ def _write_consensus(tree: MessageTree) -> None:
         by_parent.setdefault(ranking.parent_id, []).append(ranking)
     updates: list[Message] = []
     parents: list[Message] = []
+    live = set(
+        Message.objects.filter(
+            parent_id__in=list(by_parent), deleted=False, review_result=True
+        ).values_list("id", flat=True)
+    )
     for parent_id, group in by_parent.items():
-        live = set(
-            Message.objects.filter(
-                parent_id=parent_id, deleted=False, review_result=True
-            ).values_list("id", flat=True)
-        )
         orders = [[i for i in r.ordered_ids if i in live] for r in group]
         result = consensus.aggregate(orders)
         for rank, message_id in enumerate(result.order):
