@@ -25,6 +25,9 @@ class User(AbstractUser):
     is_banned = models.BooleanField(default=False)
     banned_reason = models.CharField(max_length=500, blank=True)
     show_on_leaderboard = models.BooleanField(default=True)
+    # When set, the person withdrew consent to publish their contributions: exports made
+    # from then on leave them out.
+    data_consent_withdrawn_at = models.DateTimeField(null=True, blank=True)
     # Authors that came with an imported dataset rather than signing up.
     is_imported = models.BooleanField(default=False)
 
