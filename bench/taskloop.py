@@ -11,9 +11,10 @@ time.perf_counter. The warm-up is excluded from every figure.
 
 Options: --database-url (a PostgreSQL server; its `chorus_bench` database is replaced),
 --json PATH (the summary line), --settings / --app / --interface to measure a variant
-(e.g. --settings bench.settings_querylog logs the SQL of requests over 8 statements). CPU is accounted per process tree from /proc:
-this load generator, uvicorn with its workers, the PostgreSQL server (all its databases)
-and everything else on the machine ("others"; over 10% makes the figures noisy).
+(e.g. --settings bench.settings_querylog logs the SQL of requests over 8 statements).
+CPU is accounted per process tree from /proc: this load generator, uvicorn with its
+workers, the PostgreSQL server (all its databases) and everything else on the machine
+("others"; over 10% makes the figures noisy).
 """
 
 from __future__ import annotations
