@@ -17,8 +17,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.trees.importing import import_oasst, infer_state, state_implied_by
+from backend.trees.importing import import_oasst
 from backend.trees.models import Message, MessageTree, Origin
+from backend.trees.oasst_format import infer_state, state_implied_by
 from backend.trees.rules import State
 from tests.factories import MessageFactory
 
