@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "backend.trees",
     "backend.tasks",
     "backend.moderation",
+    "backend.exports",
     "frontend",
 ]
 
@@ -159,6 +160,9 @@ CHORUS_MIN_TEXT_LENGTH = env.int("CHORUS_MIN_TEXT_LENGTH", default=1)
 CHORUS_MAX_TEXT_LENGTH = env.int("CHORUS_MAX_TEXT_LENGTH", default=2000)
 CHORUS_LANGUAGES = env.list("CHORUS_LANGUAGES", default=["en", "de", "es", "fr"])
 CHORUS_TERMS_VERSION = env.int("CHORUS_TERMS_VERSION", default=1)
+# Dataset versions are written to <CHORUS_EXPORT_DIR>/vN; the card states the licence.
+CHORUS_EXPORT_DIR = env.str("CHORUS_EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"))
+CHORUS_DATASET_LICENSE = env.str("CHORUS_DATASET_LICENSE", default="apache-2.0")
 # Adds an X-SQL-Queries header to every response (benchmarks read it); off in production.
 CHORUS_QUERY_COUNT_HEADER = env.bool("CHORUS_QUERY_COUNT_HEADER", default=False)
 

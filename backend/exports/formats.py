@@ -1,0 +1,406 @@
+"""One conversation tree, as read from the database, turned into every record an export
+writes: the OpenAssistant tree, flat message rows, SFT conversations and preference pairs,
+with its split and anonymised authors. Pure code: no Django, no files.
+
+Order is part of the output, so it is fixed everywhere: replies by (created_at, id),
+preference pairs by (rank, created_at, id), and the services stream trees by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from backend.exports.options import ExportOptions
+
+# Two replies whose consensus strengths differ by less than this are not told apart: the
+# Bradley-Terry fit (trees.consensus) is only that precise for lopsided rankings.
+MARGIN_EPSILON = 1e-3
+SFT_ROLES = {"prompter": "user", "assistant": "assistant"}
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(slots=True)
+class MessageRow:
+    """One message as the export reads it (the fields of trees.Message it needs)."""
+
+    id: uuid.UUID
+    parent_id: uuid.UUID | None
+    role: str
+    text: str
+    lang: str
+    author_id: uuid.UUID | None
+    created_at: datetime
+    review_count: int = 0
+    review_result: bool | None = True
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rank: int | None = None
+    consensus_strength: float | None = None
+    replies_agreement: float | None = None
+    synthetic: bool = False
+    model_name: str | None = None
+    deleted: bool = False
+    emojis: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    is_consent_withdrawn: bool = False
+    is_taken_down: bool = False
+
+
+@dataclass(slots=True)
+class Node:
+    row: MessageRow
+    replies: list[Node] = field(default_factory=list)
+
+
+@dataclass
+class FormattedTree:
+    """Everything one tree contributes to an export."""
+
+    split: str
+    record: dict[str, Any]  # the OpenAssistant tree line
+    messages: list[dict[str, Any]]  # flat rows, parents first
+    sft: list[dict[str, Any]]
+    preference: list[dict[str, Any]]
+    root: Node
+
+
+# --- anonymity and splits --------------------------------------------------------------
+
+
+class Anonymiser:
+    """Author ids as sha256(salt + id), cut to a UUID so the OpenAssistant format (and our
+    importer) still reads them. The salt is drawn per export and never written, so ids are
+    stable within an export but cannot be linked across exports or back to accounts."""
+
+    def __init__(self, salt: str) -> None:
+        self.salt = salt
+        self._known: dict[uuid.UUID, str] = {}
+
+    def __call__(self, user_id: uuid.UUID | None) -> str | None:
+        if user_id is None:
+            return None
+        anonymous = self._known.get(user_id)
+        if anonymous is None:
+            digest = hashlib.sha256(f"{self.salt}{user_id}".encode()).digest()
+            anonymous = self._known[user_id] = str(uuid.UUID(bytes=digest[:16]))
+        return anonymous
+
+
+def assign_split(tree_id: uuid.UUID, *, seed: int, validation: float, test: float) -> str:
+    """The split of a whole tree, from a hash of the export's seed and the tree's id.
+
+    Test takes the lowest slice and validation the next, so raising the validation share
+    never moves a tree into or out of test; with the same seed a tree keeps its split in
+    every version, so later training data never holds an earlier validation tree.
+    """
+    digest = hashlib.sha256(f"{seed}:{tree_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    if point < test:
+        return "test"
+    if point < test + validation:
+        return "validation"
+    return "train"
+
+
+# --- filters ---------------------------------------------------------------------------
+
+
+def exclusion_reason(row: MessageRow, options: ExportOptions) -> str | None:
+    """Why this message is left out of the export, or None when it stays."""
+    if row.is_taken_down:
+        return "taken_down"
+    if row.is_consent_withdrawn:
+        return "consent_withdrawn"
+    if row.deleted and not options.include_deleted:
+        return "deleted"
+    if options.review == "accepted" and row.review_result is not True:
+        return "not_accepted"
+    if row.synthetic and not options.include_synthetic:
+        return "synthetic"
+    if options.since is not None and row.created_at < options.since:
+        return "before_since"
+    if options.until is not None and row.created_at >= options.until:
+        return "not_before_until"
+    for name, highest in options.max_labels:
+        label = row.labels.get(name)
+        if label is not None and label.get("value", 0) > highest:
+            return f"label:{name}"
+    return None
+
+
+def build_tree(rows: Sequence[MessageRow], options: ExportOptions) -> tuple[Node | None, Counter]:
+    """The tree of the messages that pass the filters, and counts of those that do not.
+
+    Rows may come in any order. A message that fails a filter is left out with everything
+    below it, counted under its own reason.
+    """
+    children: dict[uuid.UUID | None, list[MessageRow]] = {}
+    for row in rows:
+        children.setdefault(row.parent_id, []).append(row)
+    for siblings in children.values():
+        siblings.sort(key=lambda r: (r.created_at, r.id))
+    excluded: Counter[str] = Counter()
+    roots = children.get(None, [])
+    if not roots:
+        return None, excluded
+    # Kept nodes are linked as they are met; an excluded one takes its subtree along.
+    top = Node(roots[0])
+    stack: list[tuple[MessageRow, Node | None]] = [(roots[0], None)]
+    while stack:
+        row, parent = stack.pop()
+        reason = exclusion_reason(row, options)
+        if reason is not None:
+            excluded[reason] += _subtree_size(row, children)
+            if parent is None:
+                return None, excluded
+            continue
+        node = top if parent is None else Node(row)
+        if parent is not None:
+            parent.replies.append(node)
+        stack.extend((child, node) for child in reversed(children.get(row.id, [])))
+    return top, excluded
+
+
+def _subtree_size(row: MessageRow, children: dict[uuid.UUID | None, list[MessageRow]]) -> int:
+    size, stack = 0, [row]
+    while stack:
+        size += 1
+        stack.extend(children.get(stack.pop().id, []))
+    return size
+
+
+def walk(root: Node) -> Iterator[tuple[Node, list[Node]]]:
+    """Every node with its ancestors (root first), parents before children, in order."""
+    stack: list[tuple[Node, list[Node]]] = [(root, [])]
+    while stack:
+        node, ancestors = stack.pop()
+        yield node, ancestors
+        path = [*ancestors, node]
+        stack.extend((child, path) for child in reversed(node.replies))
+
+
+# --- the OpenAssistant format and flat rows ----------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def message_fields(
+    row: MessageRow, *, user_id: str | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The node fields of the OpenAssistant format, extras given back under their keys.
+
+    Modelled fields win over an extra of the same name (the importer keeps none such).
+    """
+    return {
+        **extra,
+        "message_id": str(row.id),
+        "parent_id": None if row.parent_id is None else str(row.parent_id),
+        "user_id": user_id,
+        "created_date": iso(row.created_at),
+        "text": row.text,
+        "role": row.role,
+        "lang": row.lang,
+        "review_count": row.review_count,
+        "review_result": row.review_result,
+        "deleted": row.deleted,
+        "rank": row.rank,
+        "synthetic": row.synthetic,
+        "model_name": row.model_name,
+        "emojis": row.emojis,
+        "labels": row.labels,
+    }
+
+
+def oasst_tree(
+    root: Node, *, tree_id: uuid.UUID, state: str, anonymise: Callable[[uuid.UUID | None], Any]
+) -> dict[str, Any]:
+    """The tree line: {"message_tree_id", "tree_state", "prompt": {..., "replies": [...]}}.
+
+    Tree-level fields an import kept (on the root's extras under "tree") go back to the
+    tree level, where they came from.
+    """
+    root_extra = dict(root.row.extra)
+    tree_extra = root_extra.pop("tree", None)
+    nodes: dict[uuid.UUID, dict[str, Any]] = {}
+    for node, ancestors in walk(root):
+        extra = root_extra if node is root else node.row.extra
+        out = message_fields(node.row, user_id=anonymise(node.row.author_id), extra=extra)
+        out["replies"] = []
+        if ancestors:
+            nodes[ancestors[-1].row.id]["replies"].append(out)
+        nodes[node.row.id] = out
+    tree_fields = tree_extra if isinstance(tree_extra, dict) else {}
+    return {
+        **tree_fields,
+        "message_tree_id": str(tree_id),
+        "tree_state": state,
+        "prompt": nodes[root.row.id],
+    }
+
+
+def flat_messages(
+    root: Node,
+    *,
+    tree_id: uuid.UUID,
+    state: str,
+    split: str,
+    anonymise: Callable[[uuid.UUID | None], Any],
+) -> list[dict[str, Any]]:
+    """One row per message, the same for Parquet and JSONL: fixed columns, with the
+    open-ended ones (emojis, labels, extras) as JSON text so every row has one schema."""
+    rows = []
+    for node, _ in walk(root):
+        row = node.row
+        extra = {k: v for k, v in row.extra.items() if not (node is root and k == "tree")}
+        fields = message_fields(row, user_id=anonymise(row.author_id), extra={})
+        fields.update(
+            message_tree_id=str(tree_id),
+            tree_state=state,
+            split=split,
+            emojis=_json_text(row.emojis),
+            labels=_json_text(row.labels),
+            extra=_json_text(extra),
+        )
+        rows.append(fields)
+    return rows
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# --- training views --------------------------------------------------------------------
+
+
+def _turn(node: Node) -> dict[str, str]:
+    return {"role": SFT_ROLES[node.row.role], "content": node.row.text}
+
+
+def _preferred(node: Node) -> tuple[Any, ...]:
+    """Best first: the best consensus rank, then accepted, then the earliest."""
+    row = node.row
+    return (row.rank is None, row.rank or 0, row.review_result is not True, row.created_at, row.id)
+
+
+def _ending_in_assistant(path: Sequence[Node]) -> list[Node]:
+    """The path cut after its last assistant message (empty when it has none)."""
+    for end in range(len(path), 0, -1):
+        if path[end - 1].row.role == "assistant":
+            return list(path[:end])
+    return []
+
+
+def sft_conversations(root: Node, *, policy: str) -> list[dict[str, Any]]:
+    """Conversations `{"messages": [{"role", "content"}, ...]}` that end with the assistant.
+
+    - "best": one per tree, following at every choice the preferred reply (`_preferred`):
+      the human-ranked best answer is what a model should imitate;
+    - "all": one per assistant message that has no assistant message below it, i.e. every
+      root-to-leaf path cut after its last assistant turn, each path once. Every assistant
+      message is trained on, none more often than its branches require.
+    """
+    if policy == "best":
+        path, node = [root], root
+        while node.replies:
+            node = min(node.replies, key=_preferred)
+            path.append(node)
+        paths = [_ending_in_assistant(path)]
+    else:
+        paths = [
+            [*ancestors, node]
+            for node, ancestors in walk(root)
+            if node.row.role == "assistant" and not _has_assistant_below(node)
+        ]
+    return [{"messages": [_turn(n) for n in path]} for path in paths if path]
+
+
+def _has_assistant_below(node: Node) -> bool:
+    stack = list(node.replies)
+    while stack:
+        current = stack.pop()
+        if current.row.role == "assistant":
+            return True
+        stack.extend(current.replies)
+    return False
+
+
+def pair_margin(better: MessageRow, worse: MessageRow) -> float | None:
+    """How much better `better` is, or None when the consensus does not separate them:
+    the difference of consensus strengths when both are known, else of ranks."""
+    if better.rank is None or worse.rank is None or better.rank >= worse.rank:
+        return None
+    if better.consensus_strength is not None and worse.consensus_strength is not None:
+        margin = better.consensus_strength - worse.consensus_strength
+        return margin if margin >= MARGIN_EPSILON else None
+    return float(worse.rank - better.rank)
+
+
+def preference_pairs(root: Node, *, min_agreement: float | None) -> list[dict[str, Any]]:
+    """TRL's conversational preference rows from every ranked pair of assistant siblings:
+    {"prompt": [turns up to the parent], "chosen": [reply], "rejected": [reply], "margin"}.
+
+    A sibling set with a known agreement below `min_agreement` gives none; a set with no
+    agreement recorded (imported rankings) is kept, since nothing says it is contested.
+    """
+    pairs = []
+    for parent, ancestors in walk(root):
+        agreement = parent.row.replies_agreement
+        if min_agreement is not None and agreement is not None and agreement < min_agreement:
+            continue
+        ranked = sorted(
+            (c for c in parent.replies if c.row.role == "assistant" and c.row.rank is not None),
+            key=_preferred,
+        )
+        prompt = [_turn(n) for n in (*ancestors, parent)]
+        for index, better in enumerate(ranked):
+            for worse in ranked[index + 1 :]:
+                margin = pair_margin(better.row, worse.row)
+                if margin is not None:
+                    pairs.append(
+                        {
+                            "prompt": prompt,
+                            "chosen": [_turn(better)],
+                            "rejected": [_turn(worse)],
+                            "margin": margin,
+                        }
+                    )
+    return pairs
+
+
+# --- all together ----------------------------------------------------------------------
+
+
+def format_tree(
+    rows: Sequence[MessageRow],
+    *,
+    tree_id: uuid.UUID,
+    state: str,
+    options: ExportOptions,
+    seed: int,
+    anonymise: Callable[[uuid.UUID | None], Any],
+) -> tuple[FormattedTree | None, Counter]:
+    """Every record of one tree, or None (with the exclusion counts) when its root is out."""
+    root, excluded = build_tree(rows, options)
+    if root is None:
+        return None, excluded
+    split = assign_split(tree_id, seed=seed, validation=options.validation, test=options.test)
+    formatted = FormattedTree(
+        split=split,
+        record=oasst_tree(root, tree_id=tree_id, state=state, anonymise=anonymise),
+        messages=flat_messages(
+            root, tree_id=tree_id, state=state, split=split, anonymise=anonymise
+        ),
+        sft=sft_conversations(root, policy=options.branch_policy),
+        preference=preference_pairs(root, min_agreement=options.min_agreement),
+        root=root,
+    )
+    return formatted, excluded

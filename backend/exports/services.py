@@ -1,0 +1,246 @@
+"""Dataset exports: planning a run, streaming the database into a version folder, publishing
+it atomically; and takedowns.
+
+A run writes into `<CHORUS_EXPORT_DIR>/.tmp-<uuid>/` and only its last step renames that
+folder to `v<N>`: readers never see a half-written version, and a failed run leaves
+nothing but a failed DatasetExport row behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from backend.accounts.models import User
+from backend.core.errors import Conflict, NotFound
+from backend.exports import selectors
+from backend.exports.card import CardInput, render_card
+from backend.exports.formats import Anonymiser, format_tree
+from backend.exports.models import DatasetExport, ExportStatus, Takedown
+from backend.exports.options import ExportOptions
+from backend.exports.stats import StatsCollector
+from backend.exports.writer import DatasetWriter
+
+# pg_advisory_xact_lock key ("CHORUSEX"): versions are handed out one export at a time.
+VERSION_LOCK = 0x43484F5255534558
+MANIFEST_FILE = "export.json"
+CARD_FILE = "README.md"
+_VERSION_FOLDER = re.compile(r"^v(\d+)$")
+
+
+def export_root() -> Path:
+    return Path(settings.CHORUS_EXPORT_DIR)
+
+
+def create_export(
+    *, user: User | None, filters: Mapping[str, Any] | None, seed: int | None = None
+) -> DatasetExport:
+    """A pending export with checked options (InvalidInput otherwise).
+
+    Without a seed the previous version's is reused, so every tree keeps its split from
+    version to version; only the first export draws one.
+    """
+    options = ExportOptions.from_json(filters)
+    if seed is None:
+        previous = selectors.previous_export()
+        seed = previous.seed if previous is not None else secrets.randbelow(2**31)
+    return DatasetExport.objects.create(filters=options.to_json(), seed=seed, created_by=user)
+
+
+def start_export(
+    *, user: User | None, filters: Mapping[str, Any] | None, seed: int | None = None
+) -> DatasetExport:
+    """Create an export and queue its run once this transaction commits."""
+    from backend.exports import jobs  # jobs import services; imported here to avoid a cycle
+
+    with transaction.atomic():
+        export = create_export(user=user, filters=filters, seed=seed)
+        jobs.run_export_job.delay_on_commit(str(export.id))
+    return export
+
+
+def run_export(*, export_id: uuid.UUID, salt: str | None = None) -> DatasetExport:
+    """Write the export's version folder and publish it as the next version.
+
+    `salt` (random when not given, never stored) anonymises user ids: the same seed and
+    salt over the same data give the same bytes. A done export is returned as it is (a
+    redelivered job); one running or failed raises Conflict. Any failure removes the
+    temporary folder, marks the export failed and is raised again.
+    """
+    export = _claim(export_id)
+    if export.status == ExportStatus.DONE:
+        return export
+    folder = export_root() / f".tmp-{uuid.uuid4().hex}"
+    try:
+        folder.mkdir(parents=True)
+        stats, rows = _write_dataset(export, folder, salt=salt or secrets.token_hex(16))
+        _publish(export, folder, stats=stats, rows=rows)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        _mark_failed(export, exc)
+        raise
+    export.refresh_from_db()
+    return export
+
+
+def _claim(export_id: uuid.UUID) -> DatasetExport:
+    # A conditional UPDATE that must touch one row: two workers handed the same job (a
+    # redelivery) cannot both run it.
+    claimed = DatasetExport.objects.filter(pk=export_id, status=ExportStatus.PENDING).update(
+        status=ExportStatus.RUNNING, started_at=timezone.now(), progress=0.0
+    )
+    export = DatasetExport.objects.filter(pk=export_id).first()
+    if export is None:
+        raise NotFound("No such export.")
+    if not claimed and export.status != ExportStatus.DONE:
+        raise Conflict(f"The export is {export.status}; only a pending export can run.")
+    return export
+
+
+def _write_dataset(
+    export: DatasetExport, folder: Path, *, salt: str
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Stream every candidate tree through the formats into the writer; the figures."""
+    options = ExportOptions.from_json(export.filters)
+    anonymise = Anonymiser(salt)
+    collector = StatsCollector(anonymise)
+    progress = _Progress(export, total=selectors.candidate_messages(options).count())
+    with DatasetWriter(folder) as writer:
+        for tree in selectors.stream_trees(options):
+            formatted, excluded = format_tree(
+                tree.rows,
+                tree_id=tree.tree_id,
+                state=tree.state,
+                options=options,
+                seed=export.seed,
+                anonymise=anonymise,
+            )
+            collector.exclude(excluded, whole_tree=formatted is None)
+            if formatted is not None:
+                writer.write(formatted)
+                collector.add(formatted)
+            progress.advance(len(tree.rows))
+    return collector.to_json(), writer.rows
+
+
+class _Progress:
+    """Stores the share of messages read, about every 1%: at most a hundred UPDATEs."""
+
+    def __init__(self, export: DatasetExport, *, total: int) -> None:
+        self.export_id = export.pk
+        self.total = max(total, 1)
+        self.step = max(total // 100, 1)
+        self.done = 0
+        self.reported = 0
+
+    def advance(self, messages: int) -> None:
+        self.done += messages
+        if self.done - self.reported >= self.step:
+            self.reported = self.done
+            # 1.0 means published, which only _publish may say.
+            share = min(self.done / self.total, 0.99)
+            DatasetExport.objects.filter(pk=self.export_id).update(progress=share)
+
+
+def _highest_folder_version(root: Path) -> int:
+    """The highest vN folder on disk: a folder whose row never committed must not be reused."""
+    found = [int(m.group(1)) for p in root.iterdir() if (m := _VERSION_FOLDER.match(p.name))]
+    return max(found, default=0)
+
+
+def _publish(
+    export: DatasetExport, folder: Path, *, stats: dict[str, Any], rows: dict[str, int]
+) -> None:
+    """Number the version, write its card and manifest, rename the folder into place."""
+    published: Path | None = None
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [VERSION_LOCK])
+            previous = selectors.previous_export()
+            version = max(selectors.highest_version(), _highest_folder_version(folder.parent)) + 1
+            since = None if previous is None else previous.started_at
+            stats = {**stats, "takedowns_since_previous": selectors.takedowns_since(since)}
+            _write_metadata(
+                export, folder, version=version, previous=previous, stats=stats, rows=rows
+            )
+            target = folder.parent / f"v{version}"
+            os.replace(folder, target)
+            published = target
+            DatasetExport.objects.filter(pk=export.pk).update(
+                status=ExportStatus.DONE,
+                version=version,
+                path=str(target),
+                stats=stats,
+                progress=1.0,
+                finished_at=timezone.now(),
+            )
+    except BaseException:
+        # The row did not commit, so the folder must not stay published either.
+        if published is not None:
+            shutil.rmtree(published, ignore_errors=True)
+        raise
+
+
+def _write_metadata(
+    export: DatasetExport,
+    folder: Path,
+    *,
+    version: int,
+    previous: DatasetExport | None,
+    stats: dict[str, Any],
+    rows: dict[str, int],
+) -> None:
+    options = ExportOptions.from_json(export.filters)
+    card = CardInput(
+        version=version,
+        options=options,
+        seed=export.seed,
+        stats=stats,
+        rows=rows,
+        license=settings.CHORUS_DATASET_LICENSE,
+        previous_version=None if previous is None else previous.version,
+        previous_stats=None if previous is None else previous.stats,
+    )
+    (folder / CARD_FILE).write_text(render_card(card), encoding="utf-8")
+    manifest = {
+        "format": "chorus-dataset/1",
+        "version": version,
+        "previous_version": card.previous_version,
+        "seed": export.seed,
+        "options": options.to_json(),
+        "license": card.license,
+        "files": dict(sorted(rows.items())),
+        "stats": stats,
+    }
+    options_bytes = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    (folder / MANIFEST_FILE).write_bytes(orjson.dumps(manifest, option=options_bytes))
+
+
+def _mark_failed(export: DatasetExport, exc: BaseException) -> None:
+    DatasetExport.objects.filter(pk=export.pk).update(
+        status=ExportStatus.FAILED,
+        error=f"{type(exc).__name__}: {exc}"[:10_000],
+        finished_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def take_down_message(*, message_id: uuid.UUID, reason: str, user: User | None = None) -> Takedown:
+    """Remove a message (and its replies) from every later dataset version. Idempotent: a
+    second takedown of the same message keeps the first one's reason and time."""
+    takedown, _ = Takedown.objects.get_or_create(
+        message_id=message_id, defaults={"reason": reason, "created_by": user}
+    )
+    return takedown

@@ -1,0 +1,90 @@
+"""The figures of one export, gathered tree by tree as it streams (pure code).
+
+Memory grows with the number of distinct authors (to count contributors), languages and
+label names, never with the number of messages.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from backend.exports.formats import SPLITS, FormattedTree, walk
+
+# Means in the stats are rounded so the manifest and card stay short and byte-stable.
+DECIMALS = 4
+
+
+class StatsCollector:
+    def __init__(self, anonymise: Callable[[UUID | None], Any]) -> None:
+        self.anonymise = anonymise
+        self.trees = 0
+        self.messages = 0
+        self.splits: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
+        self.langs: Counter[str] = Counter()
+        self.roles: Counter[str] = Counter()
+        self.ranked = 0
+        self.synthetic = 0
+        self.contributors: set[str] = set()
+        self.label_sums: defaultdict[str, float] = defaultdict(float)
+        self.label_messages: Counter[str] = Counter()
+        self.agreement_sum = 0.0
+        self.agreement_sets = 0
+        self.excluded: Counter[str] = Counter()
+        self.trees_excluded = 0
+
+    def exclude(self, excluded: Counter[str], *, whole_tree: bool) -> None:
+        self.excluded.update(excluded)
+        self.trees_excluded += whole_tree
+
+    def add(self, tree: FormattedTree) -> None:
+        self.trees += 1
+        counts = self.splits[tree.split]
+        counts["trees"] += 1
+        counts["messages"] += len(tree.messages)
+        counts["sft"] += len(tree.sft)
+        counts["preference"] += len(tree.preference)
+        for node, _ in walk(tree.root):
+            row = node.row
+            self.messages += 1
+            self.langs[row.lang] += 1
+            self.roles[row.role] += 1
+            self.ranked += row.rank is not None
+            self.synthetic += row.synthetic
+            author = self.anonymise(row.author_id)
+            if author is not None:
+                self.contributors.add(author)
+            for name, label in row.labels.items():
+                self.label_sums[name] += float(label.get("value", 0.0))
+                self.label_messages[name] += 1
+            if row.replies_agreement is not None:
+                self.agreement_sum += row.replies_agreement
+                self.agreement_sets += 1
+
+    def to_json(self) -> dict[str, Any]:
+        sets = self.agreement_sets
+        return {
+            "trees": self.trees,
+            "messages": self.messages,
+            "splits": {s: dict(sorted(c.items())) for s, c in self.splits.items() if c},
+            "sft": sum(c["sft"] for c in self.splits.values()),
+            "preference": sum(c["preference"] for c in self.splits.values()),
+            "languages": dict(sorted(self.langs.items())),
+            "roles": dict(sorted(self.roles.items())),
+            "ranked_messages": self.ranked,
+            "synthetic_messages": self.synthetic,
+            "contributors": len(self.contributors),
+            "labels": {
+                name: {
+                    "mean": round(self.label_sums[name] / count, DECIMALS),
+                    "messages": count,
+                }
+                for name, count in sorted(self.label_messages.items())
+            },
+            "mean_ranking_agreement": round(self.agreement_sum / sets, DECIMALS) if sets else None,
+            "ranked_sets_with_agreement": sets,
+            "excluded": dict(sorted(self.excluded.items())),
+            "trees_excluded": self.trees_excluded,
+        }
