@@ -138,6 +138,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "backend.tasks.jobs.expire_tasks_job",
         "schedule": env.float("CHORUS_EXPIRE_SECONDS", default=60.0),
     },
+    # Exports whose worker died; CHORUS_EXPORT_STALE_MINUTES decides which, so a coarse
+    # interval is enough.
+    "recover-stale-exports": {
+        "task": "backend.exports.jobs.recover_stale_exports_job",
+        "schedule": 600.0,
+    },
 }
 
 # The conversation-tree rules (DESIGN.md §3); each tree copies them when it is created and
@@ -163,6 +169,13 @@ CHORUS_TERMS_VERSION = env.int("CHORUS_TERMS_VERSION", default=1)
 # Dataset versions are written to <CHORUS_EXPORT_DIR>/vN; the card states the licence.
 CHORUS_EXPORT_DIR = env.str("CHORUS_EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"))
 CHORUS_DATASET_LICENSE = env.str("CHORUS_DATASET_LICENSE", default="apache-2.0")
+# An export still running after this long lost its worker: it is marked failed and its
+# temporary folder removed. Keep it above the longest export you expect.
+CHORUS_EXPORT_STALE_MINUTES = env.float("CHORUS_EXPORT_STALE_MINUTES", default=120.0)
+# `push_dataset` publishes versions to this Hugging Face dataset repo (ORG/NAME) with a
+# write token; both may also be given to the command.
+CHORUS_HF_DATASET_REPO = env.str("CHORUS_HF_DATASET_REPO", default="")
+HF_TOKEN = env.str("HF_TOKEN", default="")
 # Adds an X-SQL-Queries header to every response (benchmarks read it); off in production.
 CHORUS_QUERY_COUNT_HEADER = env.bool("CHORUS_QUERY_COUNT_HEADER", default=False)
 

@@ -78,3 +78,10 @@ class TreeHalted(Conflict):
 
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
+
+
+class PublishFailed(ChorusError):
+    """The Hugging Face Hub could not be reached or refused a push; local data is untouched."""
+
+    code = "publish_failed"
+    status = 502

@@ -42,6 +42,11 @@ class DatasetExport(models.Model):
     stats = models.JSONField(default=dict, blank=True)
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
+    # The last push of this version to the Hugging Face Hub: the dataset repo, when, and
+    # the Hub commit it made. Blank until a push succeeds.
+    pushed_repo = models.CharField(max_length=200, blank=True)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    pushed_revision = models.CharField(max_length=100, blank=True)
 
     class Meta:
         constraints = [

@@ -16,6 +16,7 @@ import orjson
 from django.db.models import Exists, OuterRef, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from backend.core.errors import NotFound
 from backend.exports.formats import MessageRow
 from backend.exports.models import DatasetExport, ExportStatus, Takedown
 from backend.exports.options import ExportOptions
@@ -119,6 +120,13 @@ def _message_row(row: tuple) -> MessageRow:
         is_consent_withdrawn=row[20] is not None,
         is_taken_down=row[21],
     )
+
+
+def get_export(export_id: UUID) -> DatasetExport:
+    export = DatasetExport.objects.filter(pk=export_id).first()
+    if export is None:
+        raise NotFound("No such export.")
+    return export
 
 
 def previous_export() -> DatasetExport | None:

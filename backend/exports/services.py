@@ -12,8 +12,10 @@ import os
 import re
 import secrets
 import shutil
+import time
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +180,11 @@ def _publish(
             target = folder.parent / f"v{version}"
             os.replace(folder, target)
             published = target
-            DatasetExport.objects.filter(pk=export.pk).update(
+            # Only a run still marked running publishes: recover_stale_exports may have
+            # given this one up as lost (a worker slower than CHORUS_EXPORT_STALE_MINUTES).
+            updated = DatasetExport.objects.filter(
+                pk=export.pk, status=ExportStatus.RUNNING
+            ).update(
                 status=ExportStatus.DONE,
                 version=version,
                 path=str(target),
@@ -186,6 +192,8 @@ def _publish(
                 progress=1.0,
                 finished_at=timezone.now(),
             )
+            if not updated:
+                raise Conflict("The export was given up as lost while it ran.")
     except BaseException:
         # The row did not commit, so the folder must not stay published either.
         if published is not None:
@@ -234,6 +242,52 @@ def _mark_failed(export: DatasetExport, exc: BaseException) -> None:
         error=f"{type(exc).__name__}: {exc}"[:10_000],
         finished_at=timezone.now(),
     )
+
+
+@transaction.atomic
+def retry_export(*, export_id: uuid.UUID, user: User | None = None) -> DatasetExport:
+    """A new pending export with the filters and seed of a failed one (NotFound, Conflict).
+
+    The failed row stays as it is: the history shows that the first run failed and why.
+    """
+    failed = DatasetExport.objects.filter(pk=export_id).first()
+    if failed is None:
+        raise NotFound("No such export.")
+    if failed.status != ExportStatus.FAILED:
+        raise Conflict(f"The export is {failed.status}; only a failed export can be retried.")
+    return create_export(user=user, filters=failed.filters, seed=failed.seed)
+
+
+def recover_stale_exports() -> int:
+    """Mark exports running for longer than CHORUS_EXPORT_STALE_MINUTES failed ("worker
+    lost") and remove temporary folders untouched for as long; the number of exports marked.
+
+    A worker killed mid-run (OOM, a redeploy) never reaches run_export's cleanup, so its
+    row would stay "running" and its half-written folder on disk forever.
+    """
+    stale = timedelta(minutes=settings.CHORUS_EXPORT_STALE_MINUTES)
+    now = timezone.now()
+    # A conditional UPDATE: an export that finishes meanwhile is no longer "running" and
+    # is left alone (and _publish refuses to publish one marked failed here).
+    lost = DatasetExport.objects.filter(
+        status=ExportStatus.RUNNING, started_at__lt=now - stale
+    ).update(status=ExportStatus.FAILED, error="worker lost", finished_at=now)
+    root = export_root()
+    if root.is_dir():
+        oldest_kept = time.time() - stale.total_seconds()
+        for folder in root.glob(".tmp-*"):
+            if folder.is_dir() and _last_written(folder) < oldest_kept:
+                shutil.rmtree(folder, ignore_errors=True)
+    return lost
+
+
+def _last_written(folder: Path) -> float:
+    """The newest modification time in the folder: a live run keeps writing its files."""
+    newest = folder.stat().st_mtime
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            newest = max(newest, os.stat(os.path.join(parent, name)).st_mtime)
+    return newest
 
 
 @transaction.atomic

@@ -3,12 +3,14 @@
     manage.py export_dataset --lang en --max-label spam=0.5 toxicity=0.8 --validation 0.05
 
 Prints the version folder and its figures. --seed and --salt together reproduce an export
-byte for byte (the salt is never stored: keep it if you need to).
+byte for byte (the salt is never stored: keep it if you need to). `--retry EXPORT_ID` runs
+a failed export again, with its filters and seed, as a new export.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -49,11 +51,19 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="messages created before this date (a day: through)")
         parser.add_argument("--include-deleted", action="store_true")
         parser.add_argument("--exclude-synthetic", action="store_true")
+        parser.add_argument(
+            "--retry", type=UUID, metavar="EXPORT_ID", help="run a failed export again"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         filters = self._filters(options)
         try:
-            export = services.create_export(user=None, filters=filters, seed=options["seed"])
+            if options["retry"] is not None:
+                if filters or options["seed"] is not None:
+                    raise CommandError("--retry reuses the failed export's filters and seed.")
+                export = services.retry_export(export_id=options["retry"])
+            else:
+                export = services.create_export(user=None, filters=filters, seed=options["seed"])
         except ChorusError as exc:
             problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())
             raise CommandError(f"{exc.message} {problems}".strip()) from None
