@@ -35,10 +35,6 @@ class User(AbstractUser):
     def is_moderator(self) -> bool:
         return self.role in (Role.MODERATOR, Role.ADMIN)
 
-    @property
-    def public_name(self) -> str:
-        return self.display_name or self.username
-
 
 class ApiClient(models.Model):
     """A key for a bot or an integration. The key itself is shown once and stored hashed.

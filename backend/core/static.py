@@ -1,9 +1,18 @@
 """Static files: hashed names and compression (WhiteNoise) for caching far into the future."""
 
+from __future__ import annotations
+
+from django.core.files.storage import FileSystemStorage
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 
 class StaticStorage(CompressedManifestStaticFilesStorage):
-    # A file missing from the manifest (no collectstatic yet, as in tests) keeps its plain name
-    # instead of failing the whole page.
     manifest_strict = False
+
+    def url(self, name: str | None, force: bool = False) -> str:
+        try:
+            return super().url(name, force)
+        except ValueError:
+            # Not collected yet (tests, a checkout before collectstatic): the plain URL,
+            # which the staticfiles finders can still serve.
+            return FileSystemStorage.url(self, name)

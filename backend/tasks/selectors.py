@@ -13,10 +13,10 @@ from django.utils import timezone
 from backend.accounts.models import User
 from backend.core.errors import NotFound, NotYourTask
 from backend.tasks import slots
-from backend.tasks.models import RANK_TYPES, Task, TaskType
+from backend.tasks.models import Task, TaskType
 from backend.trees.models import Message, MessageTree
 from backend.trees.rules import State
-from backend.trees.selectors import conversation
+from backend.trees.selectors import conversation_with
 
 
 def availability(*, user: User, lang: str) -> dict[str, dict[str, int]]:
@@ -111,26 +111,5 @@ def task_context(task: Task) -> TaskContext:
     """The conversation up to the slot, and the replies offered for ranking, in one query."""
     if task.slot_id is None:
         return TaskContext(task=task)
-    if task.type not in RANK_TYPES:
-        return TaskContext(task=task, conversation=conversation(task.slot_id))
-    rows = list(
-        Message.objects.raw(
-            """
-            WITH RECURSIVE chain AS (
-              SELECT * FROM trees_message WHERE id = %s
-              UNION ALL
-              SELECT m.* FROM trees_message m JOIN chain c ON m.id = c.parent_id
-            )
-            SELECT *, false AS offered FROM chain
-            UNION ALL
-            SELECT *, true FROM trees_message WHERE id = ANY(%s)
-            """,
-            [task.slot_id, task.offered_ids],
-        )
-    )
-    # `offered` is the query's extra column: true for the replies to rank.
-    chain = sorted((m for m in rows if not getattr(m, "offered")), key=lambda m: m.depth)  # noqa: B009
-    by_id = {m.id: m for m in rows if getattr(m, "offered")}  # noqa: B009
-    return TaskContext(
-        task=task, conversation=chain, replies=[by_id[i] for i in task.offered_ids if i in by_id]
-    )
+    chain, replies = conversation_with(task.slot_id, others=task.offered_ids)
+    return TaskContext(task=task, conversation=chain, replies=replies)

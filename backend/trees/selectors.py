@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from django.db import connection
@@ -71,13 +72,17 @@ def tree_facts(
     )
 
 
-def count_trees(*, lang: str, state: State) -> int:
-    return MessageTree.objects.filter(lang=lang, state=state).count()
-
-
 def conversation(message_id: UUID) -> list[Message]:
     """The message and its ancestors, root first, in one recursive query."""
-    return list(
+    return conversation_with(message_id, others=[])[0]
+
+
+def conversation_with(
+    message_id: UUID, *, others: Sequence[UUID]
+) -> tuple[list[Message], list[Message]]:
+    """The conversation up to `message_id`, and the `others` messages in their given order
+    (a rank task's replies), together in one query."""
+    rows = list(
         Message.objects.raw(
             """
             WITH RECURSIVE chain AS (
@@ -85,20 +90,17 @@ def conversation(message_id: UUID) -> list[Message]:
               UNION ALL
               SELECT m.* FROM trees_message m JOIN chain c ON m.id = c.parent_id
             )
-            SELECT * FROM chain ORDER BY depth
+            SELECT *, false AS is_other FROM chain
+            UNION ALL
+            SELECT *, true FROM trees_message WHERE id = ANY(%s)
             """,
-            [message_id],
+            [message_id, list(others)],
         )
     )
-
-
-def rankable_replies(parent_id: UUID) -> list[Message]:
-    """The replies a ranking of `parent_id` covers: accepted and not deleted."""
-    return list(
-        Message.objects.filter(parent_id=parent_id, deleted=False, review_result=True).order_by(
-            "created_at"
-        )
-    )
+    # `is_other` is the query's extra column, not a model field.
+    chain = sorted((m for m in rows if not getattr(m, "is_other")), key=lambda m: m.depth)  # noqa: B009
+    by_id = {m.id: m for m in rows if getattr(m, "is_other")}  # noqa: B009
+    return chain, [by_id[i] for i in others if i in by_id]
 
 
 def _visible_messages_q(user: User) -> Q:

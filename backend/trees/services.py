@@ -363,14 +363,14 @@ def reconcile_trees() -> dict[str, int]:
     ids = list(MessageTree.objects.filter(state__in=open_states).values_list("id", "state"))
     for tree_id, state in ids:
         if state in (State.READY_FOR_SCORING, State.SCORING_FAILED):
-            before = state
             after = score_tree(tree_id=tree_id)
         else:
-            before = state
             after = advance_tree_by_id(tree_id=tree_id)
-        moved += before != after
-    langs = MessageTree.objects.filter(state=State.PROMPT_LOTTERY_WAITING).values_list(
-        "lang", flat=True
+        moved += state != after
+    langs = (
+        MessageTree.objects.filter(state=State.PROMPT_LOTTERY_WAITING)
+        .values_list("lang", flat=True)
+        .distinct()
     )
-    promoted = sum(len(promote_from_lottery(lang=lang)) for lang in set(langs))
+    promoted = sum(len(promote_from_lottery(lang=lang)) for lang in langs)
     return {"checked": len(ids), "moved": moved, "promoted": promoted}

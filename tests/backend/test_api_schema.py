@@ -50,15 +50,6 @@ def schema() -> dict:
     return response.json()
 
 
-@pytest.fixture
-def unhashed_static(settings):  # type: ignore[no-untyped-def]
-    """Serve static URLs without collectstatic's manifest, as a checkout under test has none."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 def test_the_schema_is_public_so_the_docs_work_before_signing_in():
     response = APIClient().get(SCHEMA)
     assert response.status_code == 200
@@ -152,7 +143,7 @@ def test_spectacular_validates_the_schema_without_warnings():
     assert out.getvalue().startswith("openapi: 3.")
 
 
-def test_the_docs_page_uses_local_static_files_and_no_cdn(unhashed_static):
+def test_the_docs_page_uses_local_static_files_and_no_cdn():
     response = APIClient().get("/api/docs/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
@@ -168,6 +159,6 @@ def test_the_docs_page_uses_local_static_files_and_no_cdn(unhashed_static):
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not a static file"
 
 
-def test_the_docs_page_points_at_the_local_schema(unhashed_static):
+def test_the_docs_page_points_at_the_local_schema():
     page = APIClient().get("/api/docs/").content.decode()
     assert '"/api/schema/"' in page
