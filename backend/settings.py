@@ -23,6 +23,10 @@ SECRET_KEY = env.str(
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# OAuth sign-in, switched on per provider: CHORUS_OAUTH_PROVIDERS=github,discord with
+# <PROVIDER>_CLIENT_ID and <PROVIDER>_CLIENT_SECRET for each.
+_OAUTH_PROVIDERS = env.list("CHORUS_OAUTH_PROVIDERS", default=[])
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -40,7 +44,13 @@ INSTALLED_APPS = [
     "backend.tasks",
     "backend.moderation",
     "backend.exports",
+    "backend.community",
+    # Before allauth: its templates (layout, form elements) are overridden in frontend/.
     "frontend",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    *(f"allauth.socialaccount.providers.{name}" for name in _OAUTH_PROVIDERS),
 ]
 
 MIDDLEWARE = [
@@ -48,9 +58,13 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.core.middleware.QueryCountMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in volunteer's chosen UI language wins over the browser's.
+    "frontend.middleware.UserLanguageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -70,6 +84,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "frontend.context.chorus",
             ],
         },
     },
@@ -220,9 +236,56 @@ SPECTACULAR_SETTINGS = {
 }
 
 LANGUAGE_CODE = "en"
+# Languages of the interface (the data languages are CHORUS_LANGUAGES).
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "frontend" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Accounts (django-allauth): email and password, or a username for the demo logins.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard"
+ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+ACCOUNT_LOGIN_METHODS = {"email", "username"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_FORMS = {"signup": "frontend.forms.SignupForm"}
+# No mail server is needed to start: "optional" sends a confirmation link but lets people
+# work before they click it; production may set "mandatory".
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="optional")
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_PRESERVE_USERNAME_CASING = False
+SOCIALACCOUNT_PROVIDERS = {
+    name: {
+        "APPS": [
+            {
+                "client_id": env.str(f"{name.upper()}_CLIENT_ID", default=""),
+                "secret": env.str(f"{name.upper()}_CLIENT_SECRET", default=""),
+            }
+        ]
+    }
+    for name in _OAUTH_PROVIDERS
+}
+# Mail (password reset, address confirmation): printed to the console unless EMAIL_URL is
+# set, e.g. smtp+tls://user:password@mail.example.org:587.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "")
+EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Chorus <chorus@localhost>")
+
+# Rank tasks show a badge on model-written replies only when this is on: blind ranking
+# (the default) keeps volunteers from favouring or punishing the model for being one.
+CHORUS_REVEAL_SYNTHETIC = env.bool("CHORUS_REVEAL_SYNTHETIC", default=False)
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))

@@ -1,5 +1,24 @@
-from django.urls import path
+from django.urls import include, path
 
-from frontend import views
+from frontend.views import dashboard, onboarding, pages, profile, tasks, trees
 
-urlpatterns = [path("", views.home, name="home")]
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("accounts/", include("allauth.urls")),
+    path("terms/", pages.terms, name="terms"),
+    path("guidelines/", pages.guidelines, name="guidelines"),
+    path("tutorial/", onboarding.tutorial, name="tutorial"),
+    path("language/", pages.set_language, name="set_language"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("tasks/start/", tasks.start_task, name="start_task"),
+    path("tasks/<uuid:task_id>/", tasks.task_page, name="task"),
+    path("tasks/<uuid:task_id>/skip/", tasks.skip_task, name="skip_task"),
+    path("preview/", tasks.preview, name="preview"),
+    path("trees/", trees.tree_list, name="trees"),
+    path("trees/<uuid:tree_id>/", trees.tree_detail, name="tree"),
+    path("messages/<uuid:message_id>/react/", trees.react, name="react"),
+    path("messages/<uuid:message_id>/report/", trees.report, name="report"),
+    path("settings/", profile.profile, name="profile"),
+    path("settings/contributions.json", profile.download_contributions, name="contributions"),
+    path("settings/delete/", profile.delete_profile, name="delete_account"),
+]

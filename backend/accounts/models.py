@@ -22,6 +22,10 @@ class User(AbstractUser):
     languages = ArrayField(models.CharField(max_length=16), default=list, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VOLUNTEER)
     accepted_terms_version = models.PositiveIntegerField(null=True, blank=True)
+    # The onboarding tutorial is done once, before the first real task.
+    tutorial_completed_at = models.DateTimeField(null=True, blank=True)
+    # The interface language chosen in the settings; empty follows the browser.
+    ui_language = models.CharField(max_length=8, blank=True)
     is_banned = models.BooleanField(default=False)
     banned_reason = models.CharField(max_length=500, blank=True)
     show_on_leaderboard = models.BooleanField(default=True)
@@ -34,6 +38,10 @@ class User(AbstractUser):
     @property
     def is_moderator(self) -> bool:
         return self.role in (Role.MODERATOR, Role.ADMIN)
+
+    @property
+    def public_name(self) -> str:
+        return self.display_name or self.username
 
 
 class ApiClient(models.Model):

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from collections.abc import Iterator
+
+import orjson
+from django.db.models import Count, Q, QuerySet
 
 from backend.accounts.models import User
 from backend.tasks.models import Task, TaskStatus
@@ -33,3 +36,57 @@ def user_stats(user: User) -> dict[str, int | float | None]:
         "tasks_skipped": tasks["skipped"],
         "tasks_expired": tasks["expired"],
     }
+
+
+def contributions(user: User) -> Iterator[bytes]:
+    """Everything the user contributed, as one JSON document written piece by piece (a
+    volunteer with years of work must not need it all in memory)."""
+    from backend.moderation.models import Report
+    from backend.trees.models import Ranking, Reaction, Review
+
+    yield orjson.dumps(
+        {
+            "user": {
+                "id": user.pk,
+                "username": user.username,
+                "display_name": user.display_name,
+                "email": user.email,
+                "languages": user.languages,
+                "date_joined": user.date_joined,
+                "accepted_terms_version": user.accepted_terms_version,
+            }
+        }
+    )[:-1]
+    sections: dict[str, tuple[QuerySet, list[str]]] = {
+        "messages": (
+            Message.objects.filter(author=user),
+            [
+                "id",
+                "tree_id",
+                "parent_id",
+                "role",
+                "lang",
+                "text",
+                "created_at",
+                "review_result",
+                "deleted",
+            ],
+        ),
+        "reviews": (Review.objects.filter(user=user), ["message_id", "values", "created_at"]),
+        "rankings": (
+            Ranking.objects.filter(user=user),
+            ["parent_id", "ordered_ids", "not_rankable", "created_at"],
+        ),
+        "reactions": (Reaction.objects.filter(user=user), ["message_id", "emoji", "created_at"]),
+        "reports": (
+            Report.objects.filter(reporter=user),
+            ["message_id", "reason", "text", "created_at"],
+        ),
+    }
+    for name, (queryset, fields) in sections.items():
+        yield f',"{name}":['.encode()
+        rows = queryset.order_by("created_at").values(*fields).iterator(chunk_size=500)
+        for index, row in enumerate(rows):
+            yield (b"," if index else b"") + orjson.dumps(row)
+        yield b"]"
+    yield b"}\n"

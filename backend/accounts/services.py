@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -83,6 +84,7 @@ def update_profile(
     display_name: str | None = None,
     languages: list[str] | None = None,
     show_on_leaderboard: bool | None = None,
+    ui_language: str | None = None,
 ) -> User:
     fields = []
     if display_name is not None:
@@ -98,6 +100,66 @@ def update_profile(
     if show_on_leaderboard is not None:
         user.show_on_leaderboard = show_on_leaderboard
         fields.append("show_on_leaderboard")
+    if ui_language is not None:
+        if ui_language and ui_language not in dict(settings.LANGUAGES):
+            raise InvalidInput(
+                f"The interface is not available in {ui_language!r}.",
+                fields={"ui_language": [f"One of: {', '.join(dict(settings.LANGUAGES))}."]},
+            )
+        user.ui_language = ui_language
+        fields.append("ui_language")
     if fields:
         user.save(update_fields=fields)
     return user
+
+
+def needs_terms(user: User) -> bool:
+    """The user has not accepted the current terms and data-use consent."""
+    current: int = settings.CHORUS_TERMS_VERSION
+    return user.accepted_terms_version is None or user.accepted_terms_version < current
+
+
+def accept_terms(*, user: User) -> User:
+    user.accepted_terms_version = settings.CHORUS_TERMS_VERSION
+    user.save(update_fields=["accepted_terms_version"])
+    return user
+
+
+def complete_tutorial(*, user: User) -> User:
+    if user.tutorial_completed_at is None:
+        user.tutorial_completed_at = timezone.now()
+        user.save(update_fields=["tutorial_completed_at"])
+    return user
+
+
+@transaction.atomic
+def delete_account(*, user: User) -> None:
+    """Close the account for good and forget who it was.
+
+    The row stays, emptied of personal data, because other people's replies, reviews and
+    rankings build on this person's messages: those messages stay in their trees, shown
+    without a name, and are left out of every dataset exported from now on (consent is
+    withdrawn). Sign-in methods, API keys and open tasks go.
+    """
+    from allauth.account.models import EmailAddress
+    from allauth.socialaccount.models import SocialAccount
+
+    from backend.tasks.models import Task, TaskStatus
+
+    now = timezone.now()
+    for task in Task.objects.filter(user=user, status=TaskStatus.LEASED).only("id"):
+        from backend.tasks.services import skip_task
+
+        skip_task(task_id=task.id, user=user, reason="other", note="account deleted")
+    EmailAddress.objects.filter(user=user).delete()
+    SocialAccount.objects.filter(user=user).delete()
+    ApiClient.objects.filter(owner=user, revoked_at=None).update(revoked_at=now)
+    user.username = f"deleted-{user.pk.hex}"
+    user.email = ""
+    user.first_name = user.last_name = ""
+    user.display_name = ""
+    user.is_active = False
+    user.show_on_leaderboard = False
+    user.set_unusable_password()
+    user.data_consent_withdrawn_at = user.data_consent_withdrawn_at or now
+    user.save()

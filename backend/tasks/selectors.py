@@ -52,7 +52,13 @@ def _prompt_room(lang: str) -> int:
 
 def why_no_task(*, user: User, lang: str, task_type: str) -> list[dict[str, str]]:
     """Reasons, most specific first, that nothing of `task_type` could be handed out."""
-    counts = availability(user=user, lang=lang)
+    return reasons_from_counts(availability(user=user, lang=lang), lang=lang, task_type=task_type)
+
+
+def reasons_from_counts(
+    counts: dict[str, dict[str, int]], *, lang: str, task_type: str
+) -> list[dict[str, str]]:
+    """why_no_task from counts already read with `availability`."""
     wanted = [t for t in counts if task_type in ("random", t)]
     reasons: list[dict[str, str]] = []
     for kind in wanted:

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from backend.accounts.models import User
+from backend.accounts.selectors import user_stats
+from backend.community.selectors import contribution_rank, streak_days
+from backend.tasks.models import TaskType
+from backend.tasks.selectors import availability, reasons_from_counts
+from frontend import text
+from frontend.access import volunteer_page
+
+
+def working_languages(user: User) -> list[str]:
+    """The user's languages that Chorus collects, in the user's order (English if none)."""
+    langs = [lang for lang in user.languages if lang in settings.CHORUS_LANGUAGES]
+    return langs or [settings.CHORUS_LANGUAGES[0]]
+
+
+@volunteer_page()
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Tasks open to this volunteer now, per language and type (and why none), and their
+    own figures."""
+    user = cast(User, request.user)
+    languages = []
+    for lang in working_languages(user):
+        counts = availability(user=user, lang=lang)
+        rows: list[dict[str, Any]] = []
+        for task_type in TaskType.values:
+            if task_type == TaskType.RANK_PROMPTER_REPLIES and not counts[task_type]["open"]:
+                continue  # only offered where the deployment ranks user replies
+            available = counts[task_type]["available"]
+            reasons = (
+                []
+                if available
+                else [
+                    text.NO_TASK_REASONS.get(r["code"], r["message"])
+                    for r in reasons_from_counts(counts, lang=lang, task_type=task_type)
+                ]
+            )
+            rows.append({"type": task_type, "available": available, "reasons": reasons})
+        total = sum(int(row["available"]) for row in rows)
+        languages.append({"code": lang, "rows": rows, "total": total})
+    rank, volunteers = contribution_rank(user)
+    return render(
+        request,
+        "frontend/dashboard.html",
+        {
+            "languages": languages,
+            "stats": user_stats(user),
+            "streak": streak_days(user),
+            "rank": rank,
+            "volunteers": volunteers,
+        },
+    )
