@@ -69,7 +69,7 @@ messages: $(MO_FILES)
 # Babel compiles the catalogues, so GNU gettext is only needed to extract new strings
 # (`manage.py makemessages`).
 %.mo: %.po $(INSTALLED)
-	$(BIN)/pybabel compile --use-fuzzy --statistics -i $< -o $@
+	$(BIN)/pybabel compile --statistics -i $< -o $@
 
 run: $(INSTALLED) $(MO_FILES)
 	$(BIN)/python manage.py migrate --noinput

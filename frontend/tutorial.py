@@ -47,14 +47,15 @@ def _check_ranking(answer: Mapping[str, str]) -> str:
     order = [answer.get(f"position-{i}", "") for i in range(3)]
     if sorted(order) != ["1", "2", "3"]:
         return str(_("Give each reply a different place: 1, 2 and 3."))
-    if order[2] != "3":
+    wrong, best, _short = order  # the replies in the order STEPS[1] shows them
+    if wrong != "3":
         return str(
             _(
                 "One reply is wrong: spiders have eight legs, not six. A wrong answer goes "
                 "last, however confident it sounds."
             )
         )
-    if order[0] != "1":
+    if best != "1":
         return str(
             _(
                 "Both remaining replies are right, but the first one also explains why and "
@@ -101,6 +102,7 @@ STEPS: tuple[Step, ...] = (
         ),
         conversation=(Turn("prompter", _("How many legs does a spider have?")),),
         replies=(
+            Turn("assistant", _("Spiders have six legs, like all insects.")),
             Turn(
                 "assistant",
                 _(
@@ -110,7 +112,6 @@ STEPS: tuple[Step, ...] = (
                 ),
             ),
             Turn("assistant", _("Eight.")),
-            Turn("assistant", _("Spiders have six legs, like all insects.")),
         ),
         check=_check_ranking,
         praise=_("Well ranked: the wrong reply last, the most helpful correct one first."),

@@ -137,10 +137,10 @@ def test_the_tutorial_gives_feedback_and_must_be_finished_before_tasks(client: C
     assert b"Correct!" in right.content
 
     wrong = client.post(
-        reverse("tutorial"), {"position-0": "1", "position-1": "3", "position-2": "2"}
+        reverse("tutorial"), {"position-0": "2", "position-1": "1", "position-2": "3"}
     )
     assert b"eight legs" in wrong.content
-    client.post(reverse("tutorial"), {"position-0": "1", "position-1": "2", "position-2": "3"})
+    client.post(reverse("tutorial"), {"position-0": "3", "position-1": "1", "position-2": "2"})
 
     assert b"Not quite." in client.post(reverse("tutorial"), {"text": "A poem."}).content
     reply = "A haiku is a Japanese poem of three lines with five, seven and five syllables."
