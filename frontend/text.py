@@ -44,6 +44,13 @@ TASK_INSTRUCTIONS = {
 }
 
 # Which guideline section each task type links to.
+# The editor's label, per writing task.
+WRITE_LABELS = {
+    "initial_prompt": _("Your first prompt"),
+    "assistant_reply": _("Your reply, as the assistant"),
+    "prompter_reply": _("Your reply, as the user"),
+}
+
 GUIDELINE_ANCHORS = {
     "initial_prompt": "prompts",
     "assistant_reply": "assistant-replies",

@@ -124,6 +124,7 @@ def _write(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse
         context,
         {
             "kind": "write",
+            "write_label": text.WRITE_LABELS[task.type],
             "form": form,
             "step": step,
             "role": role,

@@ -42,3 +42,37 @@ def newbie_client(newbie: User) -> Client:
     client = Client()
     client.force_login(newbie)
     return client
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    from tests.frontend.browser import launch
+
+    yield from launch()
+
+
+@pytest.fixture
+def camera(request):  # type: ignore[no-untyped-def]
+    from tests.frontend.browser import Camera
+
+    return Camera(request.node.name)
+
+
+@pytest.fixture
+def new_page(browser, live_server, camera):  # type: ignore[no-untyped-def]
+    """A factory of pages in fresh browser contexts (cookies, storage) on the live server."""
+    contexts = []
+
+    def open_page(*, locale: str = "en-GB", width: int = 1280, height: int = 900):  # type: ignore[no-untyped-def]
+        context = browser.new_context(
+            base_url=live_server.url, locale=locale, viewport={"width": width, "height": height}
+        )
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        for page in context.pages:
+            camera.shoot(page, "at-the-end")
+        context.close()

@@ -43,9 +43,10 @@ for (const list of document.querySelectorAll("[data-rank-list]")) {
     });
 
     const handle = item.querySelector(".handle");
+    // Moving the item in the DOM would drop a pointer capture, so the drag listens on the
+    // document until the pointer is released.
     handle.addEventListener("pointerdown", (event) => {
       event.preventDefault();
-      handle.setPointerCapture(event.pointerId);
       item.classList.add("dragging");
       const onMove = (e) => {
         const over = items().find((other) => {
@@ -61,13 +62,14 @@ for (const list of document.querySelectorAll("[data-rank-list]")) {
       };
       const onUp = () => {
         item.classList.remove("dragging");
-        handle.removeEventListener("pointermove", onMove);
-        handle.removeEventListener("pointerup", onUp);
-        handle.removeEventListener("pointercancel", onUp);
+        document.removeEventListener("pointermove", onMove);
+        document.removeEventListener("pointerup", onUp);
+        document.removeEventListener("pointercancel", onUp);
+        item.focus();
       };
-      handle.addEventListener("pointermove", onMove);
-      handle.addEventListener("pointerup", onUp);
-      handle.addEventListener("pointercancel", onUp);
+      document.addEventListener("pointermove", onMove);
+      document.addEventListener("pointerup", onUp);
+      document.addEventListener("pointercancel", onUp);
     });
   }
   sync();
@@ -76,11 +78,9 @@ for (const list of document.querySelectorAll("[data-rank-list]")) {
 // Long replies are shown folded, with a button to read them whole.
 for (const body of document.querySelectorAll("[data-clamp]")) {
   const button = body.parentElement.querySelector("[data-expand]");
+  const limit = 12 * parseFloat(getComputedStyle(body).fontSize);
+  if (body.scrollHeight <= limit * 1.2) continue; // short enough to show whole
   body.classList.add("clamped");
-  if (body.scrollHeight <= body.clientHeight + 4) {
-    body.classList.remove("clamped");
-    continue;
-  }
   button.hidden = false;
   const label = button.textContent;
   button.addEventListener("click", () => {
