@@ -26,17 +26,21 @@ MARGIN_EPSILON = 1e-3
 SFT_ROLES = {"prompter": "user", "assistant": "assistant"}
 SPLITS = ("train", "validation", "test")
 
+# Ids come from the database as text (the stream's fast path) or as UUIDs (tests, callers
+# holding models); both print and sort the same, so the output does not depend on which.
+Id = uuid.UUID | str
+
 
 @dataclass(slots=True)
 class MessageRow:
     """One message as the export reads it (the fields of trees.Message it needs)."""
 
-    id: uuid.UUID
-    parent_id: uuid.UUID | None
+    id: Id
+    parent_id: Id | None
     role: str
     text: str
     lang: str
-    author_id: uuid.UUID | None
+    author_id: Id | None
     created_at: datetime
     review_count: int = 0
     review_result: bool | None = True
@@ -69,6 +73,7 @@ class FormattedTree:
     sft: list[dict[str, Any]]
     preference: list[dict[str, Any]]
     root: Node
+    rows: list[MessageRow]  # the messages kept, in the order of `messages`
 
 
 # --- anonymity and splits --------------------------------------------------------------
@@ -81,9 +86,9 @@ class Anonymiser:
 
     def __init__(self, salt: str) -> None:
         self.salt = salt
-        self._known: dict[uuid.UUID, str] = {}
+        self._known: dict[Id, str] = {}
 
-    def __call__(self, user_id: uuid.UUID | None) -> str | None:
+    def __call__(self, user_id: Id | None) -> str | None:
         if user_id is None:
             return None
         anonymous = self._known.get(user_id)
@@ -93,7 +98,7 @@ class Anonymiser:
         return anonymous
 
 
-def assign_split(tree_id: uuid.UUID, *, seed: int, validation: float, test: float) -> str:
+def assign_split(tree_id: Id, *, seed: int, validation: float, test: float) -> str:
     """The split of a whole tree, from a hash of the export's seed and the tree's id.
 
     Test takes the lowest slice and validation the next, so raising the validation share
@@ -141,7 +146,7 @@ def build_tree(rows: Sequence[MessageRow], options: ExportOptions) -> tuple[Node
     Rows may come in any order. A message that fails a filter is left out with everything
     below it, counted under its own reason.
     """
-    children: dict[uuid.UUID | None, list[MessageRow]] = {}
+    children: dict[Id | None, list[MessageRow]] = {}
     for row in rows:
         children.setdefault(row.parent_id, []).append(row)
     for siblings in children.values():
@@ -168,7 +173,7 @@ def build_tree(rows: Sequence[MessageRow], options: ExportOptions) -> tuple[Node
     return top, excluded
 
 
-def _subtree_size(row: MessageRow, children: dict[uuid.UUID | None, list[MessageRow]]) -> int:
+def _subtree_size(row: MessageRow, children: dict[Id | None, list[MessageRow]]) -> int:
     size, stack = 0, [row]
     while stack:
         size += 1
@@ -220,61 +225,69 @@ def message_fields(
     }
 
 
-def oasst_tree(
-    root: Node, *, tree_id: uuid.UUID, state: str, anonymise: Callable[[uuid.UUID | None], Any]
-) -> dict[str, Any]:
-    """The tree line: {"message_tree_id", "tree_state", "prompt": {..., "replies": [...]}}.
+def tree_records(
+    root: Node,
+    *,
+    tree_id: Id,
+    state: str,
+    split: str,
+    anonymise: Callable[[Id | None], Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[MessageRow]]:
+    """The OpenAssistant tree line, the flat rows and the kept messages (parents first), in
+    one walk: each message's fields are made once and shared by the two formats.
 
-    Tree-level fields an import kept (on the root's extras under "tree") go back to the
-    tree level, where they came from.
+    The tree line is `{"message_tree_id", "tree_state", "prompt": {..., "replies": [...]}}`;
+    tree-level fields an import kept (on the root's extras under "tree") go back to the tree
+    level, where they came from. Flat rows, the same for Parquet and JSONL, have fixed
+    columns, with the open-ended ones (emojis, labels, extras) as JSON text so every row
+    has one schema.
     """
+    tree_key = str(tree_id)
     root_extra = dict(root.row.extra)
     tree_extra = root_extra.pop("tree", None)
-    nodes: dict[uuid.UUID, dict[str, Any]] = {}
-    for node, ancestors in walk(root):
-        extra = root_extra if node is root else node.row.extra
-        out = message_fields(node.row, user_id=anonymise(node.row.author_id), extra=extra)
-        out["replies"] = []
-        if ancestors:
-            nodes[ancestors[-1].row.id]["replies"].append(out)
-        nodes[node.row.id] = out
+    flat: list[dict[str, Any]] = []
+    kept: list[MessageRow] = []
+
+    # Recursion as deep as the tree (a dozen levels in practice): parents come first, each
+    # message's replies in order, as walk() gives them.
+    def nest(node: Node, extra: dict[str, Any]) -> dict[str, Any]:
+        row = node.row
+        fields = message_fields(row, user_id=anonymise(row.author_id), extra={})
+        out = {**extra, **fields}
+        fields["message_tree_id"] = tree_key
+        fields["tree_state"] = state
+        fields["split"] = split
+        fields["emojis"] = _json_text(row.emojis)
+        fields["labels"] = _json_text(row.labels)
+        fields["extra"] = _json_text(extra)
+        flat.append(fields)
+        kept.append(row)
+        out["replies"] = [nest(child, child.row.extra) for child in node.replies]
+        return out
+
+    prompt = nest(root, root_extra)
     tree_fields = tree_extra if isinstance(tree_extra, dict) else {}
-    return {
-        **tree_fields,
-        "message_tree_id": str(tree_id),
-        "tree_state": state,
-        "prompt": nodes[root.row.id],
-    }
+    record = {**tree_fields, "message_tree_id": tree_key, "tree_state": state, "prompt": prompt}
+    return record, flat, kept
+
+
+def oasst_tree(
+    root: Node, *, tree_id: Id, state: str, anonymise: Callable[[Id | None], Any]
+) -> dict[str, Any]:
+    """The OpenAssistant tree line (see tree_records)."""
+    return tree_records(root, tree_id=tree_id, state=state, split="", anonymise=anonymise)[0]
 
 
 def flat_messages(
-    root: Node,
-    *,
-    tree_id: uuid.UUID,
-    state: str,
-    split: str,
-    anonymise: Callable[[uuid.UUID | None], Any],
+    root: Node, *, tree_id: Id, state: str, split: str, anonymise: Callable[[Id | None], Any]
 ) -> list[dict[str, Any]]:
-    """One row per message, the same for Parquet and JSONL: fixed columns, with the
-    open-ended ones (emojis, labels, extras) as JSON text so every row has one schema."""
-    rows = []
-    for node, _ in walk(root):
-        row = node.row
-        extra = {k: v for k, v in row.extra.items() if not (node is root and k == "tree")}
-        fields = message_fields(row, user_id=anonymise(row.author_id), extra={})
-        fields.update(
-            message_tree_id=str(tree_id),
-            tree_state=state,
-            split=split,
-            emojis=_json_text(row.emojis),
-            labels=_json_text(row.labels),
-            extra=_json_text(extra),
-        )
-        rows.append(fields)
-    return rows
+    """One row per message (see tree_records)."""
+    return tree_records(root, tree_id=tree_id, state=state, split=split, anonymise=anonymise)[1]
 
 
 def _json_text(value: Any) -> str:
+    if not value:  # most messages have no emojis and no extras
+        return "{}"
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -360,6 +373,8 @@ def preference_pairs(root: Node, *, min_agreement: float | None) -> list[dict[st
             (c for c in parent.replies if c.row.role == "assistant" and c.row.rank is not None),
             key=_preferred,
         )
+        if len(ranked) < 2:
+            continue
         prompt = [_turn(n) for n in (*ancestors, parent)]
         for index, better in enumerate(ranked):
             for worse in ranked[index + 1 :]:
@@ -382,25 +397,27 @@ def preference_pairs(root: Node, *, min_agreement: float | None) -> list[dict[st
 def format_tree(
     rows: Sequence[MessageRow],
     *,
-    tree_id: uuid.UUID,
+    tree_id: Id,
     state: str,
     options: ExportOptions,
     seed: int,
-    anonymise: Callable[[uuid.UUID | None], Any],
+    anonymise: Callable[[Id | None], Any],
 ) -> tuple[FormattedTree | None, Counter]:
     """Every record of one tree, or None (with the exclusion counts) when its root is out."""
     root, excluded = build_tree(rows, options)
     if root is None:
         return None, excluded
     split = assign_split(tree_id, seed=seed, validation=options.validation, test=options.test)
+    record, messages, kept = tree_records(
+        root, tree_id=tree_id, state=state, split=split, anonymise=anonymise
+    )
     formatted = FormattedTree(
         split=split,
-        record=oasst_tree(root, tree_id=tree_id, state=state, anonymise=anonymise),
-        messages=flat_messages(
-            root, tree_id=tree_id, state=state, split=split, anonymise=anonymise
-        ),
+        record=record,
+        messages=messages,
         sft=sft_conversations(root, policy=options.branch_policy),
         preference=preference_pairs(root, min_agreement=options.min_agreement),
         root=root,
+        rows=kept,
     )
     return formatted, excluded

@@ -116,7 +116,7 @@ def _write_dataset(
     """Stream every candidate tree through the formats into the writer; the figures."""
     options = ExportOptions.from_json(export.filters)
     anonymise = Anonymiser(salt)
-    collector = StatsCollector(anonymise)
+    collector = StatsCollector()
     progress = _Progress(export, total=selectors.candidate_messages(options).count())
     with DatasetWriter(folder) as writer:
         for tree in selectors.stream_trees(options):

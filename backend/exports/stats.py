@@ -7,19 +7,16 @@ label names, never with the number of messages.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
-from backend.exports.formats import SPLITS, FormattedTree, walk
+from backend.exports.formats import SPLITS, FormattedTree, Id
 
 # Means in the stats are rounded so the manifest and card stay short and byte-stable.
 DECIMALS = 4
 
 
 class StatsCollector:
-    def __init__(self, anonymise: Callable[[UUID | None], Any]) -> None:
-        self.anonymise = anonymise
+    def __init__(self) -> None:
         self.trees = 0
         self.messages = 0
         self.splits: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
@@ -27,7 +24,7 @@ class StatsCollector:
         self.roles: Counter[str] = Counter()
         self.ranked = 0
         self.synthetic = 0
-        self.contributors: set[str] = set()
+        self.contributors: set[Id] = set()
         self.label_sums: defaultdict[str, float] = defaultdict(float)
         self.label_messages: Counter[str] = Counter()
         self.agreement_sum = 0.0
@@ -46,19 +43,19 @@ class StatsCollector:
         counts["messages"] += len(tree.messages)
         counts["sft"] += len(tree.sft)
         counts["preference"] += len(tree.preference)
-        for node, _ in walk(tree.root):
-            row = node.row
-            self.messages += 1
-            self.langs[row.lang] += 1
-            self.roles[row.role] += 1
-            self.ranked += row.rank is not None
-            self.synthetic += row.synthetic
-            author = self.anonymise(row.author_id)
-            if author is not None:
-                self.contributors.add(author)
+        rows = tree.rows
+        self.messages += len(rows)
+        self.langs.update(row.lang for row in rows)
+        self.roles.update(row.role for row in rows)
+        self.ranked += sum(row.rank is not None for row in rows)
+        self.synthetic += sum(row.synthetic for row in rows)
+        # Distinct authors have distinct anonymised ids: counted before hashing.
+        self.contributors.update(row.author_id for row in rows if row.author_id is not None)
+        label_sums, label_messages = self.label_sums, self.label_messages
+        for row in rows:
             for name, label in row.labels.items():
-                self.label_sums[name] += float(label.get("value", 0.0))
-                self.label_messages[name] += 1
+                label_sums[name] += float(label.get("value", 0.0))
+                label_messages[name] += 1
             if row.replies_agreement is not None:
                 self.agreement_sum += row.replies_agreement
                 self.agreement_sets += 1

@@ -32,8 +32,10 @@ import pyarrow.parquet as pq
 from backend.exports.formats import FormattedTree
 
 ROW_GROUP_SIZE = 20_000
-# zlib level 6 (gzip's own default) compresses nearly as well as 9 at a fraction of the time.
-GZIP_LEVEL = 6
+# zlib level 1: on OpenAssistant-like text it writes files about a fifth larger than level 6
+# (gzip's default) in a third of the time. At level 6 compressing the trees and the messages
+# took more CPU than everything else in an export together (bench/export.py).
+GZIP_LEVEL = 1
 TREES_FILE = "trees.jsonl.gz"
 PARQUET_FILE = "messages.parquet"
 
@@ -173,14 +175,23 @@ class DatasetWriter:
     def _open(self, name: str) -> _Stream:
         path = self.folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        stream: _Stream = BackgroundGzip(path) if name.endswith(".gz") else path.open("wb")
+        # A large buffer for plain files too: every write lets go of the GIL, and each of
+        # those hands it to the compressing threads for a while.
+        stream: _Stream = (
+            BackgroundGzip(path)
+            if name.endswith(".gz")
+            else path.open("wb", buffering=BackgroundGzip.BATCH_BYTES)
+        )
         self._files[name] = stream
         self.rows[name] = 0
         return stream
 
     def _write_group(self, rows: list[dict[str, Any]]) -> None:
         assert self._parquet is not None
-        self._parquet.write_table(pa.Table.from_pylist(rows, schema=MESSAGE_SCHEMA))
+        # Column by column: twice as fast as Table.from_pylist, which looks up every key of
+        # every row through the generic mapping protocol.
+        columns = {name: [row[name] for row in rows] for name in MESSAGE_SCHEMA.names}
+        self._parquet.write_table(pa.Table.from_pydict(columns, schema=MESSAGE_SCHEMA))
 
     def _close_all(self) -> None:
         try:
