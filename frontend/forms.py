@@ -8,6 +8,8 @@ from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from backend.accounts.models import User
@@ -25,6 +27,9 @@ def data_language_choices() -> list[tuple[str, str]]:
 class ConsentFields(forms.Form):
     accept_terms = forms.BooleanField(
         label=_("I accept the terms of use and the contributor guidelines."),
+        help_text=format_lazy(
+            '<a href="{}" target="_blank">{}</a>', reverse_lazy("terms"), _("Read the terms")
+        ),
         required=True,
     )
     accept_data_use = forms.BooleanField(
@@ -47,6 +52,14 @@ class SignupForm(AllauthSignupForm):
     )
     accept_terms = ConsentFields.base_fields["accept_terms"]
     accept_data_use = ConsentFields.base_fields["accept_data_use"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Consent last, right above the button.
+        self.order_fields(
+            [name for name in self.fields if name not in ("accept_terms", "accept_data_use")]
+            + ["accept_terms", "accept_data_use"]
+        )
 
     def save(self, request: HttpRequest) -> User:
         user: User = super().save(request)

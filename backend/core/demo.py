@@ -405,6 +405,10 @@ def _create_users() -> tuple[dict[str, User], str]:
         )
         for spec in DEMO_USERS
     }
+    # The demo logins are for trying Chorus out: they skip the newcomers' tutorial.
+    User.objects.filter(pk__in=[u.pk for u in users.values()]).update(
+        tutorial_completed_at=timezone.now()
+    )
     _, key = create_api_client(owner=users[API_KEY_OWNER], name="demo key (seed_demo)")
     return users, key
 
@@ -519,6 +523,7 @@ def summary_lines(report: DemoReport, *, base_url: str) -> Iterator[str]:
         )
         yield ""
         yield f"  Chorus   {base_url}/"
+        yield f"  Log in   {base_url}/accounts/login/  (e.g. ada / {DEMO_PASSWORD})"
         yield f"  API docs {base_url}/api/docs/"
         yield ""
         yield f"  Demo logins (local demo only; every password is {DEMO_PASSWORD!r}):"

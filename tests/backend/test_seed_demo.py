@@ -71,6 +71,18 @@ def test_the_demo_users_have_their_roles_and_can_log_in() -> None:
     assert admin.is_superuser
 
 
+def test_the_demo_volunteer_logs_in_on_the_web_page_and_can_work_at_once(client) -> None:  # type: ignore[no-untyped-def]
+    seed()
+    response = client.post("/accounts/login/", {"login": "ada", "password": DEMO_PASSWORD})
+    assert response.status_code == 302
+    dashboard = client.get(response["Location"])
+    assert dashboard.status_code == 200  # no terms or tutorial in the way
+    assert b"Start any task" in dashboard.content
+    started = client.post("/tasks/start/", {"type": "random", "lang": "en"})
+    assert re.fullmatch(r"/tasks/[0-9a-f-]+/", started["Location"])
+    assert client.get(started["Location"]).status_code == 200
+
+
 def test_running_it_twice_changes_nothing_and_prints_the_logins_and_key_again(
     var_dir: Path,
 ) -> None:
