@@ -98,6 +98,7 @@ test: $(INSTALLED_ML) $(MO_FILES) lint
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/taskloop.py
+	$(BIN)/python bench/pages.py
 
 # var/ holds the embedded PostgreSQL: refuse to delete it under a running server.
 clean:
