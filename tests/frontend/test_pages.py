@@ -482,3 +482,31 @@ def test_deleting_an_account_forgets_the_person_and_keeps_the_trees(
     assert Message.objects.get(author=newbie).text == "Mine."
     assert not Task.objects.filter(user=newbie, status=TaskStatus.LEASED).exists()
     assert not Client().login(username="newbie", password=PASSWORD)
+
+
+def test_a_forgotten_password_is_reset_by_mail(newbie: User, mailoutbox) -> None:
+    client = Client()
+    response = client.post(reverse("account_reset_password"), {"email": "newbie@example.org"})
+    assert response.status_code == 302
+    assert len(mailoutbox) == 1
+    link = re.search(r"https?://[^/\s]+(/accounts/password/reset/key/\S+/)", mailoutbox[0].body)
+    assert link, mailoutbox[0].body
+    form = client.get(link.group(1), follow=True)
+    assert form.status_code == 200
+    new = "another long password 43"
+    done = client.post(form.redirect_chain[-1][0], {"password1": new, "password2": new})
+    assert done.status_code == 302
+    assert Client().login(username="newbie", password=new)
+
+
+def test_the_dashboard_takes_a_bounded_number_of_queries(
+    open_work, newbie_client: Client, newbie: User, django_assert_max_num_queries
+) -> None:
+    # session, user, then per language: availability (1) and the prompt room (2); the
+    # volunteer's figures (5) and rank (1)
+    with django_assert_max_num_queries(11):
+        assert newbie_client.get(reverse("dashboard")).status_code == 200
+    newbie.languages = ["en", "de"]
+    newbie.save()
+    with django_assert_max_num_queries(14):
+        assert newbie_client.get(reverse("dashboard")).status_code == 200
