@@ -3,6 +3,7 @@
 from django.urls import path
 
 from backend.accounts import api as accounts
+from backend.community import api as community
 from backend.moderation import api as moderation
 from backend.tasks import api as tasks
 from backend.trees import api as trees
@@ -10,6 +11,7 @@ from backend.trees import api as trees
 urlpatterns = [
     path("me/", accounts.MeView.as_view(), name="me"),
     path("me/stats/", accounts.MyStatsView.as_view(), name="my-stats"),
+    path("leaderboard/", community.LeaderboardView.as_view(), name="leaderboard"),
     path("tasks/", tasks.TaskListView.as_view(), name="tasks"),
     path("tasks/availability/", tasks.AvailabilityView.as_view(), name="task-availability"),
     path("tasks/<uuid:task_id>/", tasks.TaskDetailView.as_view(), name="task"),
@@ -40,4 +42,36 @@ urlpatterns = [
         moderation.ReportView.as_view(),
         name="message-report",
     ),
+    # Moderators
+    path(
+        "messages/<uuid:message_id>/reports/resolve/",
+        moderation.ResolveReportsView.as_view(),
+        name="message-reports-resolve",
+    ),
+    path(
+        "messages/<uuid:message_id>/edit/",
+        moderation.MessageEditView.as_view(),
+        name="message-edit",
+    ),
+    path(
+        "messages/<uuid:message_id>/delete/",
+        moderation.MessageDeleteView.as_view(),
+        name="message-delete",
+    ),
+    path(
+        "messages/<uuid:message_id>/undelete/",
+        moderation.MessageUndeleteView.as_view(),
+        name="message-undelete",
+    ),
+    path(
+        "trees/<uuid:tree_id>/settings/",
+        moderation.TreeSettingsView.as_view(),
+        name="tree-settings",
+    ),
+    path("users/<uuid:user_id>/ban/", moderation.UserBanView.as_view(), name="user-ban"),
+    path("users/<uuid:user_id>/unban/", moderation.UserUnbanView.as_view(), name="user-unban"),
+    path("users/<uuid:user_id>/purge/", moderation.UserPurgeView.as_view(), name="user-purge"),
+    path("moderation/reports/", moderation.ReportQueueView.as_view(), name="report-queue"),
+    path("moderation/messages/", moderation.MessageSearchView.as_view(), name="message-search"),
+    path("moderation/audit/", moderation.AuditLogView.as_view(), name="audit-log"),
 ]

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.accounts.models import User
 from backend.core.api_schema import errors
 from backend.core.http import AuthenticatedRequest
-from backend.moderation import services
-from backend.moderation.models import ReportReason
+from backend.moderation import selectors, services
+from backend.moderation.models import Action, ReportReason
+from backend.trees.rules import State
 from backend.trees.selectors import access_message
 
 
@@ -43,3 +47,265 @@ class ReportView(APIView):
             text=serializer.validated_data.get("text", ""),
         )
         return Response(self.Output(report).data, status=status.HTTP_201_CREATED)
+
+
+# --- Moderators ----------------------------------------------------------------------------
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, allow_blank=True)
+
+
+class ModeratedMessage(serializers.Serializer):
+    id = serializers.UUIDField()
+    tree_id = serializers.UUIDField()
+    parent_id = serializers.UUIDField(allow_null=True)
+    role = serializers.CharField()
+    lang = serializers.CharField()
+    text = serializers.CharField()
+    author = serializers.CharField(source="author.username", allow_null=True, default=None)
+    deleted = serializers.BooleanField()
+    review_count = serializers.IntegerField()
+    review_result = serializers.BooleanField(allow_null=True)
+    labels = serializers.DictField(source="label_summary")
+    created_at = serializers.DateTimeField()
+
+
+class MessageEditView(APIView):
+    class Input(serializers.Serializer):
+        text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        reason = serializers.CharField(max_length=1000, allow_blank=True)
+
+    @extend_schema(
+        operation_id="edit_message",
+        summary="Moderators: change a message's text (kept as a revision, with the reason).",
+        request=Input,
+        responses={200: ModeratedMessage, **errors(400, 403, 404)},
+    )
+    def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
+        data = _valid(self.Input, request)
+        message = services.edit_message(
+            moderator=request.user, message_id=message_id, text=data["text"], reason=data["reason"]
+        )
+        return Response(ModeratedMessage(message).data)
+
+
+class MessageDeleteView(APIView):
+    @extend_schema(
+        operation_id="delete_message",
+        summary="Moderators: delete a message and the replies below it.",
+        request=ReasonInput,
+        responses={200: ModeratedMessage, **errors(400, 403, 404, 409)},
+    )
+    def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
+        data = _valid(ReasonInput, request)
+        message = services.delete_message(
+            moderator=request.user, message_id=message_id, reason=data["reason"]
+        )
+        return Response(ModeratedMessage(message).data)
+
+
+class MessageUndeleteView(APIView):
+    @extend_schema(
+        operation_id="undelete_message",
+        summary="Moderators: restore a deleted message and the replies below it.",
+        request=ReasonInput,
+        responses={200: ModeratedMessage, **errors(400, 403, 404, 409)},
+    )
+    def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
+        data = _valid(ReasonInput, request)
+        message = services.undelete_message(
+            moderator=request.user, message_id=message_id, reason=data["reason"]
+        )
+        return Response(ModeratedMessage(message).data)
+
+
+class ResolveReportsView(APIView):
+    class Input(serializers.Serializer):
+        note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+    class Output(serializers.Serializer):
+        resolved = serializers.IntegerField()
+
+    @extend_schema(
+        operation_id="resolve_reports",
+        summary="Moderators: close a message's open reports.",
+        request=Input,
+        responses={200: Output, **errors(400, 403, 404, 409)},
+    )
+    def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
+        data = _valid(self.Input, request)
+        count = services.resolve_reports(
+            moderator=request.user, message_id=message_id, note=data.get("note", "")
+        )
+        return Response({"resolved": count})
+
+
+class TreeSettingsView(APIView):
+    class Input(serializers.Serializer):
+        settings = serializers.DictField(help_text="Tree limits to change, e.g. goal_size.")
+        reason = serializers.CharField(max_length=1000, allow_blank=True)
+
+    class Output(serializers.Serializer):
+        id = serializers.UUIDField()
+        state = serializers.CharField()
+        settings = serializers.DictField()
+
+    @extend_schema(
+        operation_id="change_tree_settings",
+        summary="Moderators: change one tree's limits.",
+        request=Input,
+        responses={200: Output, **errors(400, 403, 404)},
+    )
+    def patch(self, request: AuthenticatedRequest, tree_id: UUID) -> Response:
+        data = _valid(self.Input, request)
+        tree = services.change_tree_settings(
+            moderator=request.user,
+            tree_id=tree_id,
+            changes=data["settings"],
+            reason=data["reason"],
+        )
+        settings = {name: getattr(tree, name) for name in services.TREE_SETTINGS}
+        return Response({"id": tree.id, "state": tree.state, "settings": settings})
+
+
+class UserActionOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    username = serializers.CharField()
+    is_banned = serializers.BooleanField()
+    removed = serializers.DictField(child=serializers.IntegerField(), required=False)
+
+
+def _user_action(name: str, summary: str):  # type: ignore[no-untyped-def]
+    """A POST endpoint for one of the services ban_user, unban_user, purge_user."""
+
+    class UserActionView(APIView):
+        @extend_schema(
+            operation_id=f"{name}_user",
+            summary=summary,
+            request=ReasonInput,
+            responses={200: UserActionOutput, **errors(400, 403, 404, 409)},
+        )
+        def post(self, request: AuthenticatedRequest, user_id: UUID) -> Response:
+            data = _valid(ReasonInput, request)
+            outcome = getattr(services, f"{name}_user")(
+                moderator=request.user, user_id=user_id, reason=data["reason"]
+            )
+            user = User.objects.get(pk=user_id)
+            body: dict[str, Any] = {
+                "id": user.pk,
+                "username": user.username,
+                "is_banned": user.is_banned,
+            }
+            if isinstance(outcome, dict):
+                body["removed"] = outcome
+            return Response(body)
+
+    UserActionView.__name__ = UserActionView.__qualname__ = f"User{name.title()}View"
+    return UserActionView
+
+
+UserBanView = _user_action("ban", "Moderators: ban a user from contributing.")
+UserUnbanView = _user_action("unban", "Moderators: lift a user's ban.")
+UserPurgeView = _user_action(
+    "purge", "Moderators: ban a user and delete everything they contributed."
+)
+
+
+class ReportQueueView(APIView):
+    class Output(serializers.Serializer):
+        message = ModeratedMessage()
+        reports = serializers.ListField(child=serializers.DictField())
+        conversation = ModeratedMessage(many=True)
+
+    @extend_schema(
+        operation_id="report_queue",
+        summary="Moderators: messages with open reports, most reported first.",
+        responses={200: Output(many=True), **errors(403)},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        services.ensure_moderator(request.user)
+        items = selectors.report_queue()
+        return Response(
+            [
+                {
+                    "message": ModeratedMessage(item.message).data,
+                    "reports": [
+                        {
+                            "reason": r.reason,
+                            "text": r.text,
+                            "reporter": r.reporter.username,
+                            "created_at": r.created_at,
+                        }
+                        for r in item.reports
+                    ],
+                    "conversation": ModeratedMessage(item.conversation, many=True).data,
+                }
+                for item in items
+            ]
+        )
+
+
+class MessageSearchView(APIView):
+    @extend_schema(
+        operation_id="search_messages",
+        summary="Moderators: full-text search over messages, with filters.",
+        parameters=[
+            OpenApiParameter("q", str, description="Words to find (web search syntax)."),
+            OpenApiParameter("author", str),
+            OpenApiParameter("state", str, enum=[s.value for s in State]),
+            OpenApiParameter("lang", str),
+            OpenApiParameter("label", str),
+            OpenApiParameter("label_min", float),
+            OpenApiParameter("since", str),
+            OpenApiParameter("until", str),
+            OpenApiParameter("deleted", str, enum=["true", "false"]),
+        ],
+        responses={200: ModeratedMessage(many=True), **errors(400, 403)},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        services.ensure_moderator(request.user)
+        messages = selectors.search_messages(selectors.parse_filters(request.query_params))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(messages, request, view=self)
+        return paginator.get_paginated_response(ModeratedMessage(page, many=True).data)
+
+
+class AuditLogView(APIView):
+    class Output(serializers.Serializer):
+        id = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+        actor_id = serializers.UUIDField(allow_null=True)
+        actor_name = serializers.CharField()
+        action = serializers.CharField()
+        target_type = serializers.CharField()
+        target_id = serializers.CharField()
+        reason = serializers.CharField()
+        details = serializers.DictField()
+
+    @extend_schema(
+        operation_id="audit_log",
+        summary="Moderators: every moderator, admin and automatic action, newest first.",
+        parameters=[
+            OpenApiParameter("action", str, enum=Action.values),
+            OpenApiParameter("actor", str),
+            OpenApiParameter("target_id", str),
+        ],
+        responses={200: Output(many=True), **errors(400, 403)},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        services.ensure_moderator(request.user)
+        entries = selectors.audit_log(
+            action=request.query_params.get("action", ""),
+            actor=request.query_params.get("actor", ""),
+            target_id=request.query_params.get("target_id", ""),
+        )
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(entries, request, view=self)
+        return paginator.get_paginated_response(self.Output(page, many=True).data)
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: AuthenticatedRequest) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

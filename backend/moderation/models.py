@@ -40,3 +40,47 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason} report on {self.message_id}"
+
+
+class Action(models.TextChoices):
+    MESSAGE_EDIT = "message_edit", "Edited a message"
+    MESSAGE_DELETE = "message_delete", "Deleted a message"
+    MESSAGE_UNDELETE = "message_undelete", "Restored a message"
+    TREE_HALT = "tree_halt", "Halted a tree"
+    TREE_RESUME = "tree_resume", "Resumed a tree"
+    TREE_SETTINGS = "tree_settings", "Changed a tree's settings"
+    USER_BAN = "user_ban", "Banned a user"
+    USER_UNBAN = "user_unban", "Lifted a ban"
+    USER_PURGE = "user_purge", "Purged a user's contributions"
+    REPORT_RESOLVE = "report_resolve", "Resolved reports"
+    AUTO_HIDE = "auto_hide", "Hid a message automatically"
+    AUTO_HALT = "auto_halt", "Halted a tree automatically"
+    AUTO_FLAG = "auto_flag", "Flagged a message automatically"
+
+
+class AuditEntry(models.Model):
+    """One moderator, admin or automatic action. Append-only: a database trigger refuses
+    UPDATE and DELETE (migration 0002), so not even the application can rewrite history.
+
+    Who and what are stored as plain values, not foreign keys: the entry must outlive the
+    user or message it names (a purge deletes rows) without ever being updated.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_id = models.UUIDField(null=True, blank=True)  # None: the system (auto-moderation)
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    target_type = models.CharField(max_length=16)  # message, tree, user, report
+    target_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=1000, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["action", "created_at"], name="audit_action"),
+            models.Index(fields=["actor_id", "created_at"], name="audit_actor"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name}: {self.action} {self.target_type} {self.target_id}"

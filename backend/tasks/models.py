@@ -37,6 +37,7 @@ class TaskStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped by the volunteer"
     EXPIRED = "expired", "Lease ran out"
     CANCELLED = "cancelled", "Tree moved on before submission"
+    PURGED = "purged", "Submitted, but its review or ranking went when its author was purged"
 
 
 class SkipReason(models.TextChoices):

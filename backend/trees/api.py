@@ -62,28 +62,44 @@ class TreeDetailView(APIView):
         return Response(tree_detail_data(tree, messages))
 
 
+class HaltInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
 class TreeHaltView(APIView):
     @extend_schema(
         operation_id="halt_tree",
-        summary="Moderators: freeze a tree (no tasks, no transitions).",
-        request=None,
-        responses={200: TreeSummary, **errors(403, 404, 409)},
+        summary="Moderators: freeze a tree (no tasks, no transitions); logged with the reason.",
+        request=HaltInput,
+        responses={200: TreeSummary, **errors(400, 403, 404, 409)},
     )
     def post(self, request: AuthenticatedRequest, tree_id: UUID) -> Response:
-        tree = services.halt_tree(tree_id=tree_id, moderator=request.user)
-        return Response(TreeSummary(tree).data)
+        from backend.moderation.services import halt_tree
+
+        data = HaltInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        reason = data.validated_data.get("reason", "")
+        return Response(
+            TreeSummary(halt_tree(moderator=request.user, tree_id=tree_id, reason=reason)).data
+        )
 
 
 class TreeResumeView(APIView):
     @extend_schema(
         operation_id="resume_tree",
-        summary="Moderators: resume a halted tree where it stopped.",
-        request=None,
-        responses={200: TreeSummary, **errors(403, 404, 409)},
+        summary="Moderators: resume a halted tree where it stopped; logged with the reason.",
+        request=HaltInput,
+        responses={200: TreeSummary, **errors(400, 403, 404, 409)},
     )
     def post(self, request: AuthenticatedRequest, tree_id: UUID) -> Response:
-        tree = services.resume_tree(tree_id=tree_id, moderator=request.user)
-        return Response(TreeSummary(tree).data)
+        from backend.moderation.services import resume_tree
+
+        data = HaltInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        reason = data.validated_data.get("reason", "")
+        return Response(
+            TreeSummary(resume_tree(moderator=request.user, tree_id=tree_id, reason=reason)).data
+        )
 
 
 class MessageDetailView(APIView):

@@ -26,12 +26,13 @@ CHECKS: dict[str, str] = {
             WHERE NOT c.deleted AND c.review_result)
     """,
     "ranking_count matches rankings": """
-        SELECT p.id FROM trees_message p LEFT JOIN trees_ranking r ON r.parent_id = p.id
+        SELECT p.id FROM trees_message p
+        LEFT JOIN trees_ranking r ON r.parent_id = p.id AND NOT r.is_stale
         GROUP BY p.id HAVING p.ranking_count <> count(r.id)
     """,
     "review_count matches reviews (volunteer trees)": """
         SELECT m.id FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
-        LEFT JOIN trees_review r ON r.message_id = m.id
+        LEFT JOIN trees_review r ON r.message_id = m.id AND NOT r.is_stale
         WHERE t.origin = 'volunteers'
         GROUP BY m.id HAVING m.review_count <> count(r.id)
     """,
@@ -68,6 +69,7 @@ CHECKS: dict[str, str] = {
         SELECT c.id FROM trees_message c JOIN trees_message p ON p.id = c.parent_id
         JOIN trees_messagetree t ON t.id = c.tree_id
         WHERE t.origin = 'volunteers' AND p.review_result IS NOT TRUE
+          AND p.review_reopened_at IS NULL
     """,
     "tree size within its goal (volunteer trees)": """
         SELECT t.id FROM trees_messagetree t JOIN trees_message m ON m.tree_id = t.id

@@ -78,6 +78,9 @@ class Message(models.Model):
     review_count = models.PositiveSmallIntegerField(default=0)
     review_result = models.BooleanField(null=True, blank=True)
     label_summary = models.JSONField(default=dict, blank=True)
+    # A moderator's edit (or a purge of reviewers) reopened the review: replies written
+    # under the earlier verdict stay where they are while it is reviewed again.
+    review_reopened_at = models.DateTimeField(null=True, blank=True)
 
     # Live (not deleted, not rejected) replies, and of those the accepted ones.
     children_count = models.PositiveSmallIntegerField(default=0)
@@ -161,10 +164,17 @@ class Review(models.Model):
     task_id = models.UUIDField(null=True, blank=True)
     values = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # A moderator edited the message after this review: it no longer counts (kept as
+    # history), and the message is reviewed again.
+    is_stale = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["message", "user"], name="one_review_per_user")
+            models.UniqueConstraint(
+                fields=["message", "user"],
+                condition=Q(is_stale=False),
+                name="one_review_per_user",
+            )
         ]
 
     def __str__(self) -> str:
@@ -186,10 +196,17 @@ class Ranking(models.Model):
     # Kendall's tau between this ranking and the consensus, written when the tree is scored.
     agreement_with_consensus = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A moderator edited one of the ranked replies (or their parent) after this ranking: it
+    # no longer counts, and the replies are ranked again while the tree is in ranking.
+    is_stale = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["parent", "user"], name="one_ranking_per_user")
+            models.UniqueConstraint(
+                fields=["parent", "user"],
+                condition=Q(is_stale=False),
+                name="one_ranking_per_user",
+            )
         ]
 
     def __str__(self) -> str:

@@ -264,7 +264,9 @@ def score_tree(*, tree_id: UUID) -> State:
 
 def _write_consensus(tree: MessageTree) -> None:
     rankings = list(
-        Ranking.objects.filter(parent__tree=tree, not_rankable=False).order_by("created_at")
+        Ranking.objects.filter(parent__tree=tree, not_rankable=False, is_stale=False).order_by(
+            "created_at"
+        )
     )
     by_parent: dict[UUID, list[Ranking]] = {}
     for ranking in rankings:
