@@ -1,22 +1,34 @@
-"""A volunteer's standing: streak of active days and rank among volunteers.
-
-These are computed from the task table for now; the leaderboards (points per day, week,
-month, kept up to date incrementally) will replace the rank's source.
-"""
+"""A volunteer's standing and the leaderboards, read from the points totals; the streak of
+active days; and the check that the incremental totals equal a recomputation."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from backend.accounts.models import User
+from backend.community.models import PointAward, PointTotal
+from backend.community.points import Kind, Period, period_start
 from backend.tasks.models import Task, TaskStatus
 
 # Looking further back than this for a streak would cost more than it tells.
 STREAK_WINDOW_DAYS = 366
+BOARD_SIZE = 50
+MAX_BOARD_SIZE = 200
+
+# Who may appear on a board: people who chose to, and neither banned, imported nor gone.
+_LISTED_SQL = "u.show_on_leaderboard AND u.is_active AND NOT u.is_banned AND NOT u.is_imported"
+_LISTED = {
+    "user__show_on_leaderboard": True,
+    "user__is_active": True,
+    "user__is_banned": False,
+    "user__is_imported": False,
+}
 
 
 def streak_days(user: User, *, today: date | None = None) -> int:
@@ -38,25 +50,158 @@ def streak_days(user: User, *, today: date | None = None) -> int:
     return count
 
 
-def contribution_rank(user: User) -> tuple[int | None, int]:
-    """(rank, volunteers): the user's place by submitted tasks among everyone who has
-    submitted one (1 is the most), None before their first."""
+@dataclass(frozen=True)
+class Board:
+    period: Period
+    lang: str  # "" for all languages
+    start: date
+
+
+def board(period: Period | str, lang: str = "", *, today: date | None = None) -> Board:
+    """The board of the current `period` (UTC) in `lang`."""
+    period = Period(period)
+    return Board(period, lang, period_start(period, today or timezone.now().date()))
+
+
+@dataclass
+class Entry:
+    rank: int
+    user_id: Any
+    name: str
+    points: int
+    tasks: int
+    breakdown: dict[str, int] = field(default_factory=dict)
+
+
+def leaderboard(which: Board, *, limit: int = BOARD_SIZE) -> list[Entry]:
+    """The top `limit` listed volunteers of a board; equal points share a rank. One query."""
+    totals = (
+        PointTotal.objects.filter(
+            period=which.period, lang=which.lang, start=which.start, points__gt=0, **_LISTED
+        )
+        .select_related("user")
+        .only(
+            *(["points", "tasks", "user__username", "user__display_name"]),
+            *(f"{kind.value}_points" for kind in Kind),
+        )
+        .order_by("-points", "user_id")[:limit]
+    )
+    entries: list[Entry] = []
+    for position, total in enumerate(totals, start=1):
+        tied = entries and entries[-1].points == total.points
+        entries.append(
+            Entry(
+                rank=entries[-1].rank if tied else position,
+                user_id=total.user_id,
+                name=total.user.public_name,
+                points=total.points,
+                tasks=total.tasks,
+                breakdown=total.breakdown(),
+            )
+        )
+    return entries
+
+
+@dataclass
+class Standing:
+    """A user's own place on a board. `rank` is where they stand among listed volunteers
+    (where they would stand, if they hide themselves); None before their first points."""
+
+    points: int
+    tasks: int
+    breakdown: dict[str, int]
+    rank: int | None
+    volunteers: int
+    is_listed: bool
+
+
+def standing(user: User, which: Board) -> Standing:
+    """The user's points, breakdown and rank on a board, in one query."""
+    kinds = [f"{kind.value}_points" for kind in Kind]
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            WITH counts AS (
-                SELECT user_id, count(*) AS n FROM tasks_task
-                WHERE status = %(submitted)s GROUP BY user_id
+            f"""
+            WITH mine AS (
+                SELECT points, tasks, {", ".join(kinds)} FROM community_pointtotal
+                WHERE user_id = %(user)s AND period = %(period)s AND lang = %(lang)s
+                  AND start = %(start)s
+            ), listed AS (
+                SELECT t.points FROM community_pointtotal t
+                JOIN {User._meta.db_table} u ON u.id = t.user_id
+                WHERE t.period = %(period)s AND t.lang = %(lang)s AND t.start = %(start)s
+                  AND t.points > 0 AND {_LISTED_SQL}
             )
-            SELECT
-                (SELECT n FROM counts WHERE user_id = %(user)s),
-                (SELECT count(*) FROM counts WHERE n > coalesce(
-                    (SELECT n FROM counts WHERE user_id = %(user)s), 0)),
-                (SELECT count(*) FROM counts)
-            """,
-            {"submitted": TaskStatus.SUBMITTED.value, "user": user.pk},
+            SELECT mine.*,
+                (SELECT count(*) FROM listed WHERE listed.points > mine.points),
+                (SELECT count(*) FROM listed)
+            FROM (SELECT 1) AS one LEFT JOIN mine ON true
+            """,  # noqa: S608 (built from constants; values go in as parameters)
+            {
+                "user": user.pk,
+                "period": which.period.value,
+                "lang": which.lang,
+                "start": which.start,
+            },
         )
-        mine, ahead, total = cursor.fetchone()
-    if not mine:
-        return None, total
-    return ahead + 1, total
+        row = cursor.fetchone()
+    points, tasks, *parts, ahead, listed = row
+    is_listed = _is_listed(user)
+    has_points = bool(points)
+    return Standing(
+        points=points or 0,
+        tasks=tasks or 0,
+        breakdown={kind.value: value or 0 for kind, value in zip(Kind, parts, strict=True)},
+        rank=ahead + 1 if has_points else None,
+        volunteers=listed + (1 if has_points and not is_listed else 0),
+        is_listed=is_listed,
+    )
+
+
+def _is_listed(user: User) -> bool:
+    return (
+        user.show_on_leaderboard and user.is_active and not user.is_banned and not user.is_imported
+    )
+
+
+# --- Consistency ---------------------------------------------------------------------------
+
+
+def points_discrepancies(*, limit: int = 20) -> dict[str, list]:
+    """Where the incremental bookkeeping differs from a recomputation: awards the data has
+    earned that the ledger lacks or has otherwise ("awards"), and totals that differ from
+    sums over the ledger ("totals"). Both empty when all is consistent."""
+    from backend.community.services import BUCKETS_SQL, TOTAL_COLUMNS, expected_awards
+
+    expected = {
+        (a.kind.value, a.source_id): (a.user_id, a.lang, a.points)
+        for a in expected_awards()
+        if a.points
+    }
+    stored = {
+        (kind, source): (user, lang, value)
+        for kind, source, user, lang, value in PointAward.objects.values_list(
+            "kind", "source_id", "user_id", "lang", "points"
+        ).iterator()
+    }
+    awards = [
+        {"award": key, "expected": expected.get(key), "stored": stored.get(key)}
+        for key in sorted(expected.keys() | stored.keys(), key=str)
+        if expected.get(key) != stored.get(key)
+    ][:limit]
+    differs = " OR ".join(f"e.{c} IS DISTINCT FROM t.{c}" for c in TOTAL_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH e AS ({BUCKETS_SQL.format(source="community_pointaward")})
+            SELECT coalesce(e.user_id, t.user_id), coalesce(e.lang, t.lang),
+                   coalesce(e.period, t.period), coalesce(e.start, t.start),
+                   e.points, t.points
+            FROM e FULL OUTER JOIN community_pointtotal t
+              ON (e.user_id, e.lang, e.period, e.start) = (t.user_id, t.lang, t.period, t.start)
+            WHERE {differs}
+            LIMIT %s
+            """,  # noqa: S608 (built from constants)
+            [limit],
+        )
+        totals = cursor.fetchall()
+    return {"awards": awards, "totals": totals}

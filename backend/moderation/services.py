@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backend.accounts.models import Role, User
+from backend.core import live
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from backend.moderation.models import Action, AuditEntry, Report, ReportReason
 from backend.tasks.models import LABEL_TYPES, RANK_TYPES, Task, TaskStatus
@@ -26,11 +27,13 @@ def report_message(*, message: Message, reporter: User, reason: str, text: str =
         )
     try:
         with transaction.atomic():
-            return Report.objects.create(
+            report = Report.objects.create(
                 message=message, reporter=reporter, reason=reason, text=text.strip()[:2000]
             )
     except IntegrityError:
         raise Conflict("You reported this message already; a moderator will look at it.") from None
+    live.broadcast(live.MODERATION_GROUP, {"type": "report.created", "message_id": str(message.pk)})
+    return report
 
 
 # --- Moderator actions ---------------------------------------------------------------------

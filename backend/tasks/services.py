@@ -17,6 +17,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from backend.accounts.models import User
+from backend.community import services as community
+from backend.core import live
 from backend.core.errors import (
     IdempotencyKeyReused,
     InvalidInput,
@@ -54,6 +56,12 @@ def lease_duration() -> timedelta:
     return timedelta(minutes=settings.CHORUS_TASK_LEASE_MINUTES)
 
 
+def counts_changed(lang: str) -> None:
+    """Tell the dashboards of `lang` that the tasks open to them changed (live updates).
+    Every change is sent; each connection reads its counts at most once a second."""
+    live.broadcast(live.task_group(lang), {"type": "counts.changed"})
+
+
 def ensure_can_work(user: User) -> None:
     if user.is_banned:
         raise UserBanned("This account is banned from contributing.")
@@ -87,10 +95,12 @@ def request_task(*, user: User, task_type: str, lang: str) -> Task:
         kinds = SLOT_TYPES if task_type == RANDOM else [task_type]
         task = _lease_slot(user=user, lang=lang, kinds=kinds)
         if task is not None:
+            counts_changed(lang)
             return task
     if task_type in (RANDOM, TaskType.INITIAL_PROMPT):
         task = _lease_initial_prompt(user=user, lang=lang)
         if task is not None:
+            counts_changed(lang)
             return task
     from backend.tasks.selectors import why_no_task
 
@@ -252,11 +262,32 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
             task=task, tree=task.tree, slot=task.slot, user=user, payload=payload
         )
 
+    # Decided by this review: the slot was read (locked) before the review was recorded.
+    decided = (
+        task.type in LABEL_TYPES
+        and task.slot is not None
+        and task.tree is not None
+        and task.slot.review_result is None
+        and task.slot.review_count + 1 >= task.tree.reviews_needed
+    )
     task.status = TaskStatus.SUBMITTED
     task.done_at = now
     task.submission_key = key
     task.result_id = result_id
-    task.save(update_fields=["status", "done_at", "submission_key", "result_id"])
+    # The task's UPDATE travels with its points (one statement; see community.store_awards).
+    mark_done = (
+        "UPDATE tasks_task SET status = %(t_status)s, done_at = %(t_done)s,"
+        " submission_key = %(t_key)s, result_id = %(t_result)s WHERE id = %(t_id)s",
+        {
+            "t_status": task.status,
+            "t_done": now,
+            "t_key": key,
+            "t_result": result_id,
+            "t_id": task.pk,
+        },
+    )
+    community.award_submission(task=task, decided=decided, along_with=mark_done)
+    counts_changed(task.lang)
     return Submission(task=task, result_id=result_id)
 
 
@@ -400,6 +431,7 @@ def skip_task(*, task_id: UUID, user: User, reason: str, note: str = "") -> Task
     task.done_at = timezone.now()
     task.save(update_fields=["status", "skip_reason", "skip_note", "done_at"])
     _free_slot(task)
+    counts_changed(task.lang)
     return task
 
 

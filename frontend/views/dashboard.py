@@ -8,7 +8,8 @@ from django.shortcuts import render
 
 from backend.accounts.models import User
 from backend.accounts.selectors import user_stats
-from backend.community.selectors import contribution_rank, streak_days
+from backend.community.points import Period
+from backend.community.selectors import board, standing, streak_days
 from backend.tasks.models import TaskType
 from backend.tasks.selectors import availability, reasons_from_counts
 from frontend import text
@@ -45,7 +46,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             rows.append({"type": task_type, "available": available, "reasons": reasons})
         total = sum(int(row["available"]) for row in rows)
         languages.append({"code": lang, "rows": rows, "total": total})
-    rank, volunteers = contribution_rank(user)
+    mine = standing(user, board(Period.ALL))
     return render(
         request,
         "frontend/dashboard.html",
@@ -53,7 +54,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "languages": languages,
             "stats": user_stats(user),
             "streak": streak_days(user),
-            "rank": rank,
-            "volunteers": volunteers,
+            "rank": mine.rank,
+            "volunteers": mine.volunteers,
+            "points": mine.points,
         },
     )

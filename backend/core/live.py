@@ -1,0 +1,62 @@
+"""Live updates: events for WebSocket groups, sent from synchronous code after commit.
+
+The channel layer is Redis when REDIS_URL is set (every web process and worker reaches
+every browser) and in-memory otherwise (one process). Its queues live on the event loop
+that serves the WebSockets; synchronous code (request threads, Celery jobs) hands each
+event to that loop when this process runs one, or sends it from a loop of its own.
+Live updates are a convenience: when the layer cannot be reached (Redis down), the event
+is dropped with a log line and the request that caused it carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+_serving_loop: asyncio.AbstractEventLoop | None = None
+
+
+def remember_serving_loop() -> None:
+    """Called by the ASGI application, on the loop that serves WebSockets."""
+    global _serving_loop
+    if _serving_loop is None or not _serving_loop.is_running():
+        _serving_loop = asyncio.get_running_loop()
+
+
+def _send(group: str, event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        loop = _serving_loop
+        if loop is not None and loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
+            future.add_done_callback(_log_failure)
+        else:
+            async_to_sync(layer.group_send)(group, event)
+    except Exception:  # the layer is an optional service: never fail the caller
+        log.warning("live update to %s dropped", group, exc_info=True)
+
+
+def _log_failure(future: Any) -> None:
+    if future.exception() is not None:
+        log.warning("live update dropped: %s", future.exception())
+
+
+def broadcast(group: str, event: dict[str, Any]) -> None:
+    """Send `event` to `group` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: _send(group, event))
+
+
+MODERATION_GROUP = "moderation"
+
+
+def task_group(lang: str) -> str:
+    return f"tasks.{lang}"

@@ -1,0 +1,11 @@
+"""WebSocket routes (Channels)."""
+
+from django.urls import path
+
+from backend.moderation.consumers import ModerationFeedConsumer
+from backend.tasks.consumers import TaskCountsConsumer
+
+websocket_urlpatterns = [
+    path("ws/moderation/", ModerationFeedConsumer.as_asgi()),
+    path("ws/tasks/", TaskCountsConsumer.as_asgi()),
+]
