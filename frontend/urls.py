@@ -1,6 +1,15 @@
 from django.urls import include, path
 
-from frontend.views import dashboard, onboarding, pages, profile, tasks, trees
+from frontend.views import (
+    community,
+    dashboard,
+    moderation,
+    onboarding,
+    pages,
+    profile,
+    tasks,
+    trees,
+)
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -10,6 +19,7 @@ urlpatterns = [
     path("tutorial/", onboarding.tutorial, name="tutorial"),
     path("language/", pages.set_language, name="set_language"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("leaderboard/", community.leaderboard, name="leaderboard"),
     path("tasks/start/", tasks.start_task, name="start_task"),
     path("tasks/<uuid:task_id>/", tasks.task_page, name="task"),
     path("tasks/<uuid:task_id>/skip/", tasks.skip_task, name="skip_task"),
@@ -21,4 +31,26 @@ urlpatterns = [
     path("settings/", profile.profile, name="profile"),
     path("settings/contributions.json", profile.download_contributions, name="contributions"),
     path("settings/delete/", profile.delete_profile, name="delete_account"),
+    path("moderation/", moderation.queue, name="moderation_queue"),
+    path("moderation/search/", moderation.search, name="moderation_search"),
+    path("moderation/audit/", moderation.audit, name="moderation_audit"),
+    path(
+        "moderation/messages/<uuid:message_id>/", moderation.message_page, name="moderation_message"
+    ),
+    path(
+        "moderation/messages/<uuid:message_id>/<str:action>/",
+        moderation.message_action,
+        name="moderation_message_action",
+    ),
+    path(
+        "moderation/trees/<uuid:tree_id>/<str:action>/",
+        moderation.tree_action,
+        name="moderation_tree_action",
+    ),
+    path("moderation/users/<uuid:user_id>/", moderation.user_page, name="moderation_user"),
+    path(
+        "moderation/users/<uuid:user_id>/<str:action>/",
+        moderation.user_action,
+        name="moderation_user_action",
+    ),
 ]

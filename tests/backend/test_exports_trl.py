@@ -54,9 +54,7 @@ def folder(oasst_sample_path, settings, tmp_path, offline) -> Path:
     settings.CHORUS_EXPORT_DIR = str(tmp_path / "exports")
     with oasst_sample_path.open("rb") as lines:
         assert import_oasst(lines=lines).errors == []
-    planned = services.create_export(
-        user=None, filters={"states": SAMPLE_STATES}, seed=1
-    )
+    planned = services.create_export(user=None, filters={"states": SAMPLE_STATES}, seed=1)
     return Path(services.run_export(export_id=planned.id, salt="salt").path)
 
 

@@ -1,0 +1,254 @@
+"""The moderator dashboard: the report queue, message search, actions, the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from backend.accounts.models import User
+from backend.accounts.selectors import user_stats
+from backend.core.errors import ChorusError, InvalidInput
+from backend.moderation import selectors, services
+from backend.moderation.models import Action, AuditEntry
+from backend.trees.models import Message
+from backend.trees.selectors import conversation
+from frontend.access import error_text
+from frontend.views.pages import safe_next
+
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+PAGE_SIZE = 50
+
+
+def moderator_page(view: View) -> View:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not cast(User, request.user).is_moderator:
+            return render(request, "frontend/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return cast(View, login_required(wrapped))
+
+
+def _moderator(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+@moderator_page
+def queue(request: HttpRequest) -> HttpResponse:
+    return render(request, "frontend/moderation/queue.html", {"items": selectors.report_queue()})
+
+
+@moderator_page
+def message_page(request: HttpRequest, message_id: UUID) -> HttpResponse:
+    message = selectors.message_for_moderator(message_id)
+    if message is None:
+        raise Http404
+    chain = conversation(message.pk)
+    replies = list(Message.objects.filter(parent=message).order_by("created_at"))
+    return render(
+        request,
+        "frontend/moderation/message.html",
+        {
+            "message": message,
+            "conversation": chain,
+            "replies": replies,
+            "target_id": message.pk,
+            "reports": message.reports.filter(resolved_at=None).select_related("reporter"),
+            "revisions": message.revisions.all(),
+            "history": AuditEntry.objects.filter(target_id=str(message.pk)).order_by("-id"),
+            "tree_settings": {name: getattr(message.tree, name) for name in services.TREE_SETTINGS},
+        },
+    )
+
+
+def _act(request: HttpRequest, back: str, action: Callable[[], object], done: str) -> HttpResponse:
+    """Run one moderator service; its refusal becomes a message on the page."""
+    try:
+        action()
+    except ChorusError as error:
+        detail = ""
+        if isinstance(error, InvalidInput) and error.fields:
+            detail = " " + " ".join(f"{k}: {' '.join(v)}" for k, v in error.fields.items())
+        messages.error(request, error_text(error) + detail)
+    else:
+        messages.success(request, done)
+    return redirect(back)
+
+
+@require_POST
+@moderator_page
+def message_action(request: HttpRequest, message_id: UUID, action: str) -> HttpResponse:
+    moderator = _moderator(request)
+    reason = request.POST.get("reason", "")
+    back = reverse("moderation_message", args=[message_id])
+    if action == "edit":
+        return _act(
+            request,
+            back,
+            lambda: services.edit_message(
+                moderator=moderator,
+                message_id=message_id,
+                text=request.POST.get("text", ""),
+                reason=reason,
+            ),
+            _("The message was edited; the old text is kept as a revision."),
+        )
+    if action == "delete":
+        return _act(
+            request,
+            back,
+            lambda: services.delete_message(
+                moderator=moderator, message_id=message_id, reason=reason
+            ),
+            _("The message and the replies below it were deleted."),
+        )
+    if action == "undelete":
+        return _act(
+            request,
+            back,
+            lambda: services.undelete_message(
+                moderator=moderator, message_id=message_id, reason=reason
+            ),
+            _("The message and the replies below it were restored."),
+        )
+    if action == "resolve":
+        return _act(
+            request,
+            reverse("moderation_queue"),
+            lambda: services.resolve_reports(
+                moderator=moderator, message_id=message_id, note=reason
+            ),
+            _("The reports were closed."),
+        )
+    raise Http404
+
+
+@require_POST
+@moderator_page
+def tree_action(request: HttpRequest, tree_id: UUID, action: str) -> HttpResponse:
+    moderator = _moderator(request)
+    reason = request.POST.get("reason", "")
+    back = safe_next(request, reverse("tree", args=[tree_id]))
+    if action == "halt":
+        return _act(
+            request,
+            back,
+            lambda: services.halt_tree(moderator=moderator, tree_id=tree_id, reason=reason),
+            _("The tree was halted."),
+        )
+    if action == "resume":
+        return _act(
+            request,
+            back,
+            lambda: services.resume_tree(moderator=moderator, tree_id=tree_id, reason=reason),
+            _("The tree was resumed."),
+        )
+    if action == "settings":
+        changes: dict[str, Any] = {}
+        for name, (kind, _low, _high) in services.TREE_SETTINGS.items():
+            raw = request.POST.get(name, "")
+            if kind is bool:
+                changes[name] = raw == "on"
+            elif raw != "":
+                try:
+                    changes[name] = float(raw) if kind is float else int(raw)
+                except ValueError:
+                    changes[name] = raw  # the service names the field in its refusal
+        return _act(
+            request,
+            back,
+            lambda: services.change_tree_settings(
+                moderator=moderator, tree_id=tree_id, changes=changes, reason=reason
+            ),
+            _("The tree's settings were changed."),
+        )
+    raise Http404
+
+
+@moderator_page
+def user_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
+    person = User.objects.filter(pk=user_id).first()
+    if person is None:
+        raise Http404
+    recent = Message.objects.filter(author=person).select_related("tree").order_by("-created_at")
+    return render(
+        request,
+        "frontend/moderation/user.html",
+        {
+            "person": person,
+            "stats": user_stats(person),
+            "recent": recent[:20],
+            "history": AuditEntry.objects.filter(target_id=str(person.pk)).order_by("-id"),
+        },
+    )
+
+
+@require_POST
+@moderator_page
+def user_action(request: HttpRequest, user_id: UUID, action: str) -> HttpResponse:
+    moderator = _moderator(request)
+    reason = request.POST.get("reason", "")
+    back = reverse("moderation_user", args=[user_id])
+    act = {
+        "ban": (services.ban_user, _("The user was banned.")),
+        "unban": (services.unban_user, _("The ban was lifted.")),
+        "purge": (services.purge_user, _("The user was purged: everything they did is gone.")),
+    }.get(action)
+    if act is None:
+        raise Http404
+    service, done = act
+    return _act(
+        request,
+        back,
+        lambda: service(moderator=moderator, user_id=user_id, reason=reason),
+        str(done),
+    )
+
+
+@moderator_page
+def search(request: HttpRequest) -> HttpResponse:
+    try:
+        filters = selectors.parse_filters(request.GET)
+        errors: dict[str, list[str]] = {}
+    except InvalidInput as error:
+        filters, errors = selectors.SearchFilters(), error.fields
+    results = selectors.search_messages(filters) if request.GET and not errors else None
+    page = (
+        Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
+        if results is not None
+        else None
+    )
+    return render(
+        request,
+        "frontend/moderation/search.html",
+        {"filters": filters, "errors": errors, "page": page, "query": request.GET.urlencode()},
+    )
+
+
+@moderator_page
+def audit(request: HttpRequest) -> HttpResponse:
+    try:
+        entries = selectors.audit_log(
+            action=request.GET.get("action", ""),
+            actor=request.GET.get("actor", ""),
+            target_id=request.GET.get("target", ""),
+        )
+    except InvalidInput:
+        entries = AuditEntry.objects.none()
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "frontend/moderation/audit.html",
+        {"page": page, "actions": Action.choices, "params": request.GET},
+    )
