@@ -5,6 +5,7 @@ from django.test import Client
 
 from backend.accounts.models import User
 from backend.accounts.services import accept_terms, complete_tutorial, create_user
+from tests.frontend.asgi_server import asgi_server  # noqa: F401 (a fixture)
 from tests.frontend.scenario import QUICK_TREES, OpenWork, build_open_work
 
 PASSWORD = "a long test password 42"
@@ -58,14 +59,13 @@ def camera(request):  # type: ignore[no-untyped-def]
     return Camera(request.node.name)
 
 
-@pytest.fixture
-def new_page(browser, live_server, camera):  # type: ignore[no-untyped-def]
-    """A factory of pages in fresh browser contexts (cookies, storage) on the live server."""
+def page_factory(browser, base_url: str, camera):  # type: ignore[no-untyped-def]
+    """A factory of pages in fresh browser contexts (cookies, storage) on `base_url`."""
     contexts = []
 
     def open_page(*, locale: str = "en-GB", width: int = 1280, height: int = 900):  # type: ignore[no-untyped-def]
         context = browser.new_context(
-            base_url=live_server.url, locale=locale, viewport={"width": width, "height": height}
+            base_url=base_url, locale=locale, viewport={"width": width, "height": height}
         )
         context.set_default_timeout(15_000)
         contexts.append(context)
@@ -76,3 +76,15 @@ def new_page(browser, live_server, camera):  # type: ignore[no-untyped-def]
         for page in context.pages:
             camera.shoot(page, "at-the-end")
         context.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server, camera):  # type: ignore[no-untyped-def]
+    """Pages on Django's live server (HTTP only)."""
+    yield from page_factory(browser, live_server.url, camera)
+
+
+@pytest.fixture
+def new_live_page(browser, asgi_server, camera):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Pages on the real ASGI application, WebSockets included."""
+    yield from page_factory(browser, asgi_server.url, camera)
