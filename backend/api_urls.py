@@ -4,6 +4,7 @@ from django.urls import path
 
 from backend.accounts import api as accounts
 from backend.community import api as community
+from backend.exports import api as exports
 from backend.moderation import api as moderation
 from backend.tasks import api as tasks
 from backend.trees import api as trees
@@ -74,4 +75,13 @@ urlpatterns = [
     path("moderation/reports/", moderation.ReportQueueView.as_view(), name="report-queue"),
     path("moderation/messages/", moderation.MessageSearchView.as_view(), name="message-search"),
     path("moderation/audit/", moderation.AuditLogView.as_view(), name="audit-log"),
+    path("moderation/trollboard/", moderation.TrollboardView.as_view(), name="trollboard"),
+    path("moderation/quality/", moderation.QualityView.as_view(), name="quality-figures"),
+    path("moderation/statistics/", moderation.StatisticsView.as_view(), name="statistics"),
+    path("moderation/exports/", exports.ExportListView.as_view(), name="exports"),
+    path(
+        "moderation/exports/<uuid:export_id>/",
+        exports.ExportDetailView.as_view(),
+        name="export",
+    ),
 ]

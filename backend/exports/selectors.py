@@ -16,7 +16,7 @@ from uuid import UUID
 
 import orjson
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, TextField, When
 from django.db.models.functions import Cast
 
 from backend.core.errors import NotFound
@@ -177,3 +177,16 @@ def takedowns_since(moment: datetime | None) -> int:
     if moment is not None:
         takedowns = takedowns.filter(created_at__gt=moment)
     return takedowns.count()
+
+
+def recent_exports(*, limit: int = 20) -> list[DatasetExport]:
+    """The latest exports, running and pending ones first, then by when they were made."""
+    return list(
+        DatasetExport.objects.select_related("created_by").order_by(
+            Case(
+                When(status__in=[ExportStatus.RUNNING, ExportStatus.PENDING], then=0),
+                default=1,
+            ),
+            "-created_at",
+        )[:limit]
+    )

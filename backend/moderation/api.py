@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from backend.accounts.models import User
 from backend.core.api_schema import errors
 from backend.core.http import AuthenticatedRequest
-from backend.moderation import selectors, services
+from backend.moderation import figures, selectors, services
 from backend.moderation.models import Action, ReportReason
 from backend.trees.rules import State
 from backend.trees.selectors import access_message
@@ -309,3 +309,162 @@ def _valid(serializer_class: type[serializers.Serializer], request: Authenticate
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+# --- Moderators' figures -------------------------------------------------------------------
+
+
+def _window(request: AuthenticatedRequest, default: str) -> str:
+    return str(request.query_params.get("window", default))
+
+
+WINDOW_PARAMETER = OpenApiParameter(
+    "window", str, enum=list(figures.WINDOWS), description="The time window counted."
+)
+
+
+class TrollboardView(APIView):
+    class Output(serializers.Serializer):
+        user_id = serializers.UUIDField()
+        username = serializers.CharField()
+        is_banned = serializers.BooleanField()
+        score = serializers.IntegerField(help_text="The weighted sum of the signals below.")
+        reports = serializers.IntegerField(help_text="Reports against their messages.")
+        flags = serializers.IntegerField(
+            help_text="Reviews flagging their messages as harmful, and red-flag reactions."
+        )
+        spam = serializers.IntegerField(help_text="Reviews calling their messages spam.")
+        downvotes = serializers.IntegerField(help_text="Thumbs-down reactions to their messages.")
+        decided_reviews = serializers.IntegerField()
+        disagreeing_reviews = serializers.IntegerField(
+            help_text="Their reviews whose verdict differs from the decided result."
+        )
+        review_disagreement = serializers.FloatField(allow_null=True)
+        rankings = serializers.IntegerField()
+        rankings_against = serializers.IntegerField(
+            help_text="Their rankings with a negative Kendall's tau against the consensus."
+        )
+        ranking_agreement = serializers.FloatField(allow_null=True)
+
+    @extend_schema(
+        operation_id="trollboard",
+        summary="Moderators: users ranked by the signals against them in a time window.",
+        parameters=[WINDOW_PARAMETER],
+        responses={200: Output(many=True), **errors(400, 403)},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        services.ensure_moderator(request.user)
+        rows = figures.trollboard(window=_window(request, "week"))
+        return Response(self.Output(rows, many=True).data)
+
+
+class VolunteerAgreementOutput(serializers.Serializer):
+    user_id = serializers.UUIDField()
+    username = serializers.CharField()
+    rankings = serializers.IntegerField()
+    ranking_agreement = serializers.FloatField(allow_null=True)
+    decided_reviews = serializers.IntegerField()
+    disagreeing_reviews = serializers.IntegerField()
+    review_disagreement = serializers.FloatField(allow_null=True)
+
+
+class SiblingSetOutput(serializers.Serializer):
+    parent_id = serializers.UUIDField(source="id")
+    tree_id = serializers.UUIDField(source="tree.id")
+    lang = serializers.CharField()
+    kendalls_w = serializers.FloatField(source="replies_agreement")
+    rankings = serializers.IntegerField(source="ranking_count")
+
+
+class AcceptanceOutput(serializers.Serializer):
+    lang = serializers.CharField()
+    role = serializers.CharField()
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+
+
+class SkipsOutput(serializers.Serializer):
+    type = serializers.CharField()
+    handed_out = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    rate = serializers.FloatField()
+    reasons = serializers.DictField(child=serializers.IntegerField())
+
+
+class QualityView(APIView):
+    class Output(serializers.Serializer):
+        agreement_histogram = serializers.ListField(
+            child=serializers.IntegerField(),
+            help_text="Scored sibling sets per tenth of Kendall's W, from [0, 0.1) up.",
+        )
+        worst_sibling_sets = SiblingSetOutput(many=True)
+        least_agreeing_rankers = VolunteerAgreementOutput(many=True)
+        most_disagreeing_reviewers = VolunteerAgreementOutput(many=True)
+        acceptance = AcceptanceOutput(many=True)
+        skips = SkipsOutput(many=True)
+
+    @extend_schema(
+        operation_id="quality_figures",
+        summary="Moderators: agreement, acceptance and skip rates, and who disagrees most.",
+        parameters=[WINDOW_PARAMETER],
+        responses={200: Output, **errors(400, 403)},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        services.ensure_moderator(request.user)
+        window = _window(request, "all")
+        people = figures.volunteer_agreement(window=window)
+        return Response(
+            {
+                "agreement_histogram": figures.agreement_histogram(),
+                "worst_sibling_sets": SiblingSetOutput(
+                    figures.worst_sibling_sets(), many=True
+                ).data,
+                "least_agreeing_rankers": VolunteerAgreementOutput(
+                    people["rankings"], many=True
+                ).data,
+                "most_disagreeing_reviewers": VolunteerAgreementOutput(
+                    people["reviews"], many=True
+                ).data,
+                "acceptance": AcceptanceOutput(figures.acceptance_rates(), many=True).data,
+                "skips": SkipsOutput(figures.skip_rates(window=window), many=True).data,
+            }
+        )
+
+
+class StatisticsView(APIView):
+    class Output(serializers.Serializer):
+        trees = serializers.ListField(
+            child=serializers.DictField(), help_text="{state, lang, trees}"
+        )
+        backlog = serializers.ListField(
+            child=serializers.DictField(),
+            help_text="{lang, in_review, in_lottery, growing, waiting_for_ranking}",
+        )
+        contributions_per_day = serializers.ListField(
+            child=serializers.ListField(), help_text="[day, submitted tasks], oldest first."
+        )
+        contributions_per_type = serializers.DictField(child=serializers.IntegerField())
+        active_volunteers = serializers.DictField(child=serializers.IntegerField())
+
+    @extend_schema(
+        operation_id="statistics",
+        summary="Moderators: trees, backlog, contributions and active volunteers.",
+        parameters=[OpenApiParameter("days", int, enum=[30, 90])],
+        responses={200: Output, **errors(400, 403)},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        services.ensure_moderator(request.user)
+        days = figures.parse_days(request.query_params.get("days", "30"))
+        trees = figures.trees_by_state_and_language()
+        done = figures.contributions(days=days)
+        return Response(
+            {
+                "trees": trees,
+                "backlog": figures.backlog(trees),
+                "contributions_per_day": [[day.isoformat(), n] for day, n in done["per_day"]],
+                "contributions_per_type": dict(done["per_type"]),
+                "active_volunteers": figures.active_volunteers(),
+            }
+        )
