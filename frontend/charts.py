@@ -1,0 +1,157 @@
+"""Small server-rendered SVG charts: bars and lines with axes, a title and a description.
+
+The SVG is inline in the page, so it is styled by chorus.css (classes `chart-*` drawn with
+the theme's variables: dark mode comes for free) and read by assistive technology through
+`role="img"`, `<title>` and `<desc>`. Pages show the same `rows` as a table beside it.
+No Django request or model here: data in, markup out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH = 640
+HEIGHT = 260
+LEFT, RIGHT, TOP, BOTTOM = 52, 12, 16, 48
+# Beyond this many categories only every n-th label is written, so labels never overlap.
+MAX_LABELS = 12
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    description: str
+    rows: list[tuple[str, float]]
+    svg: SafeString
+
+    def __html__(self) -> str:
+        return str(self.svg)
+
+
+def nice_ticks(highest: float, *, count: int = 5) -> list[float]:
+    """Round axis steps from 0 to at least `highest`: 0, 2, 4, ... or 0, 0.25, 0.5, ..."""
+    if highest <= 0 or not math.isfinite(highest):
+        return [0.0, 1.0]
+    raw = highest / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    ticks = [0.0]
+    while ticks[-1] < highest - 1e-9:
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks
+
+
+def format_number(value: float) -> str:
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def bar_chart(*, title: str, description: str, rows: Sequence[tuple[str, float]]) -> Chart:
+    """Vertical bars, one per (label, value), in the given order."""
+    return _chart(title, description, list(rows), _bars)
+
+
+def line_chart(*, title: str, description: str, rows: Sequence[tuple[str, float]]) -> Chart:
+    """A line through (label, value) points in the given order, e.g. one per day."""
+    return _chart(title, description, list(rows), _line)
+
+
+def _chart(title: str, description: str, rows: list[tuple[str, float]], draw) -> Chart:  # type: ignore[no-untyped-def]
+    key = (
+        "chart-"
+        + hashlib.sha1(  # noqa: S324 (an element id, not security)
+            f"{title}|{description}".encode()
+        ).hexdigest()[:10]
+    )
+    ticks = nice_ticks(max((value for _, value in rows), default=0))
+    top = ticks[-1]
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-labelledby="{key}-title {key}-desc" preserveAspectRatio="xMidYMid meet">',
+        f'<title id="{key}-title">{escape(title)}</title>',
+        f'<desc id="{key}-desc">{escape(description)}</desc>',
+        *_axes(ticks),
+    ]
+    if rows:
+        parts.extend(draw(rows, top))
+    else:
+        parts.append(
+            f'<text class="chart-empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" '
+            'text-anchor="middle">-</text>'
+        )
+    parts.append("</svg>")
+    return Chart(title=title, description=description, rows=rows, svg=mark_safe("".join(parts)))  # noqa: S308 (every value above is escaped or a number)
+
+
+def _y(value: float, top: float) -> float:
+    plot = HEIGHT - TOP - BOTTOM
+    return round(TOP + plot - (value / top) * plot, 2)
+
+
+def _axes(ticks: list[float]) -> list[str]:
+    top = ticks[-1]
+    out = []
+    for tick in ticks:
+        y = _y(tick, top)
+        out.append(
+            f'<line class="chart-grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}"/>'
+            f'<text class="chart-tick" x="{LEFT - 6}" y="{y + 4}" text-anchor="end">'
+            f"{format_number(tick)}</text>"
+        )
+    base = HEIGHT - BOTTOM
+    out.append(
+        f'<line class="chart-axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base}" y2="{base}"/>'
+    )
+    out.append(f'<line class="chart-axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{base}"/>')
+    return out
+
+
+def _label(index: int, count: int, x: float, text: str) -> str:
+    every = math.ceil(count / MAX_LABELS)
+    if index % every and index != count - 1:
+        return ""
+    y = HEIGHT - BOTTOM + 16
+    return (
+        f'<text class="chart-label" x="{round(x, 2)}" y="{y}" text-anchor="middle">'
+        f"{escape(text)}</text>"
+    )
+
+
+def _bars(rows: list[tuple[str, float]], top: float) -> list[str]:
+    slot = (WIDTH - LEFT - RIGHT) / len(rows)
+    width = max(slot * 0.7, 1)
+    out = []
+    for i, (label, value) in enumerate(rows):
+        x = LEFT + i * slot + (slot - width) / 2
+        y = _y(value, top)
+        height = round(HEIGHT - BOTTOM - y, 2)
+        out.append(
+            f'<rect class="chart-bar" x="{round(x, 2)}" y="{y}" width="{round(width, 2)}" '
+            f'height="{height}"><title>{escape(label)}: {format_number(value)}</title></rect>'
+        )
+        out.append(_label(i, len(rows), x + width / 2, label))
+    return out
+
+
+def _line(rows: list[tuple[str, float]], top: float) -> list[str]:
+    slot = (WIDTH - LEFT - RIGHT) / max(len(rows) - 1, 1)
+    points = [
+        (LEFT + i * slot if len(rows) > 1 else (LEFT + WIDTH - RIGHT) / 2, _y(value, top))
+        for i, (_, value) in enumerate(rows)
+    ]
+    path = " ".join(f"{round(x, 2)},{y}" for x, y in points)
+    out = [f'<polyline class="chart-line" points="{path}"/>']
+    for i, ((label, value), (x, y)) in enumerate(zip(rows, points, strict=True)):
+        out.append(
+            f'<circle class="chart-point" cx="{round(x, 2)}" cy="{y}" r="3">'
+            f"<title>{escape(label)}: {format_number(value)}</title></circle>"
+        )
+        out.append(_label(i, len(rows), x, label))
+    return out
