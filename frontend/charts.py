@@ -30,9 +30,6 @@ class Chart:
     rows: list[tuple[str, float]]
     svg: SafeString
 
-    def __html__(self) -> str:
-        return str(self.svg)
-
 
 def nice_ticks(highest: float, *, count: int = 5) -> list[float]:
     """Round axis steps from 0 to at least `highest`: 0, 2, 4, ... or 0, 0.25, 0.5, ..."""

@@ -3,6 +3,7 @@ from django.urls import include, path
 from frontend.views import (
     community,
     dashboard,
+    figures,
     moderation,
     onboarding,
     pages,
@@ -46,6 +47,20 @@ urlpatterns = [
         "moderation/trees/<uuid:tree_id>/<str:action>/",
         moderation.tree_action,
         name="moderation_tree_action",
+    ),
+    path("moderation/trollboard/", figures.trollboard, name="moderation_trollboard"),
+    path("moderation/quality/", figures.quality, name="moderation_quality"),
+    path("moderation/statistics/", figures.statistics, name="moderation_statistics"),
+    path("moderation/exports/", figures.exports, name="moderation_exports"),
+    path(
+        "moderation/exports/<uuid:export_id>/download/",
+        figures.export_download,
+        name="moderation_export_download",
+    ),
+    path(
+        "moderation/exports/<uuid:export_id>/push/",
+        figures.export_push,
+        name="moderation_export_push",
     ),
     path("moderation/users/<uuid:user_id>/", moderation.user_page, name="moderation_user"),
     path(
