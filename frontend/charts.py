@@ -19,8 +19,11 @@ from django.utils.safestring import SafeString, mark_safe
 WIDTH = 640
 HEIGHT = 260
 LEFT, RIGHT, TOP, BOTTOM = 52, 12, 16, 48
+# Horizontal bars: a narrower drawing, each row a label over its bar, tick labels below.
+H_WIDTH, H_LEFT, H_RIGHT = 400, 8, 40
+ROW, BAR, BOTTOM_TICKS = 40, 14, 28
 # Beyond this many categories only every n-th label is written, so labels never overlap.
-MAX_LABELS = 12
+MAX_LABELS = 8
 
 
 @dataclass(frozen=True)
@@ -60,22 +63,60 @@ def line_chart(*, title: str, description: str, rows: Sequence[tuple[str, float]
     return _chart(title, description, list(rows), _line)
 
 
-def _chart(title: str, description: str, rows: list[tuple[str, float]], draw) -> Chart:  # type: ignore[no-untyped-def]
+def horizontal_bar_chart(
+    *, title: str, description: str, rows: Sequence[tuple[str, float]]
+) -> Chart:
+    """Bars running left to right, each under its label and followed by its value: for
+    categories whose names are too long to stand side by side under vertical bars. Drawn
+    narrower than the other charts so its text stays legible when a phone shrinks it."""
+    rows = list(rows)
+    ticks = nice_ticks(max((value for _, value in rows), default=0))
+    top = ticks[-1]
+    base = TOP + len(rows) * ROW
+    plot = H_WIDTH - H_LEFT - H_RIGHT
+    parts = _open(title, description, H_WIDTH, base + BOTTOM_TICKS, kind="horizontal")
+    for tick in ticks:
+        x = round(H_LEFT + tick / top * plot, 2)
+        parts.append(
+            f'<line class="chart-grid" x1="{x}" x2="{x}" y1="{TOP}" y2="{base}"/>'
+            f'<text class="chart-tick" x="{x}" y="{base + 18}" text-anchor="middle">'
+            f"{format_number(tick)}</text>"
+        )
+    parts.append(f'<line class="chart-axis" x1="{H_LEFT}" x2="{H_LEFT}" y1="{TOP}" y2="{base}"/>')
+    for i, (label, value) in enumerate(rows):
+        y = TOP + i * ROW
+        width = round(value / top * plot, 2)
+        parts.append(
+            f'<text class="chart-label" x="{H_LEFT + 4}" y="{y + 14}">{escape(label)}</text>'
+            f'<rect class="chart-bar" x="{H_LEFT}" y="{y + 19}" width="{width}" height="{BAR}">'
+            f"<title>{escape(label)}: {format_number(value)}</title></rect>"
+            f'<text class="chart-value" x="{round(H_LEFT + width + 4, 2)}" y="{y + 19 + BAR - 1}">'
+            f"{format_number(value)}</text>"
+        )
+    parts.append("</svg>")
+    return Chart(title=title, description=description, rows=rows, svg=mark_safe("".join(parts)))  # noqa: S308 (every value above is escaped or a number)
+
+
+def _open(title: str, description: str, width: float, height: float, *, kind: str) -> list[str]:
+    """The <svg> element with its title and description, named for assistive technology."""
     key = (
         "chart-"
         + hashlib.sha1(  # noqa: S324 (an element id, not security)
             f"{title}|{description}".encode()
         ).hexdigest()[:10]
     )
-    ticks = nice_ticks(max((value for _, value in rows), default=0))
-    top = ticks[-1]
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+    return [
+        f'<svg class="chart {kind}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-labelledby="{key}-title {key}-desc" preserveAspectRatio="xMidYMid meet">',
         f'<title id="{key}-title">{escape(title)}</title>',
         f'<desc id="{key}-desc">{escape(description)}</desc>',
-        *_axes(ticks),
     ]
+
+
+def _chart(title: str, description: str, rows: list[tuple[str, float]], draw) -> Chart:  # type: ignore[no-untyped-def]
+    ticks = nice_ticks(max((value for _, value in rows), default=0))
+    top = ticks[-1]
+    parts = [*_open(title, description, WIDTH, HEIGHT, kind="vertical"), *_axes(ticks)]
     if rows:
         parts.extend(draw(rows, top))
     else:
@@ -112,7 +153,7 @@ def _axes(ticks: list[float]) -> list[str]:
 
 def _label(index: int, count: int, x: float, text: str) -> str:
     every = math.ceil(count / MAX_LABELS)
-    if index % every and index != count - 1:
+    if index % every:
         return ""
     y = HEIGHT - BOTTOM + 16
     return (

@@ -58,12 +58,10 @@ def quality(request: HttpRequest) -> HttpResponse:
         title=_("Agreement per sibling set"),
         description=_(
             "How many ranked sibling sets have a Kendall's W in each tenth from 0 (no "
-            "agreement) to 1 (every ranking the same)."
+            "agreement) to 1 (every ranking the same); each bar is labelled with the "
+            "lowest value it counts."
         ),
-        rows=[
-            (f"{i / buckets:.1f}-{(i + 1) / buckets:.1f}", count)
-            for i, count in enumerate(histogram)
-        ],
+        rows=[(f"{i / buckets:.1f}", count) for i, count in enumerate(histogram)],
     )
     skips = figures.skip_rates(window=window)
     reason_labels = {code: str(label) for code, label in text.SKIP_REASONS.items()}
@@ -101,7 +99,7 @@ def statistics(request: HttpRequest) -> HttpResponse:
         per_state[row["state"]] = per_state.get(row["state"], 0) + row["trees"]
     langs = sorted({row["lang"] for row in trees})
     table = {(row["state"], row["lang"]): row["trees"] for row in trees}
-    states_chart = charts.bar_chart(
+    states_chart = charts.horizontal_bar_chart(
         title=_("Trees by state"),
         description=_("The number of conversation trees in each state, all languages."),
         rows=[
@@ -113,7 +111,7 @@ def statistics(request: HttpRequest) -> HttpResponse:
         description=_("Tasks submitted per day over the last %(days)s days.") % {"days": days},
         rows=[(day.strftime("%m-%d"), n) for day, n in done["per_day"]],
     )
-    per_type_chart = charts.bar_chart(
+    per_type_chart = charts.horizontal_bar_chart(
         title=_("Contributions per task type"),
         description=_("Tasks submitted per type over the last %(days)s days.") % {"days": days},
         rows=[(str(text.TASK_TITLES.get(kind, kind)), n) for kind, n in done["per_type"]],

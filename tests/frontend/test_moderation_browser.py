@@ -1,0 +1,81 @@
+"""The moderators' figures and exports in a real browser: charts in both themes and on a
+phone, and an export's progress bar following the run without a reload."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.accounts.models import Role, User
+from backend.exports.models import DatasetExport, ExportStatus
+from backend.moderation.models import Report
+from tests.factories import MessageFactory, TreeFactory, UserFactory
+from tests.frontend.conftest import make_volunteer
+from tests.frontend.test_browser import log_in
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def moderator() -> User:
+    user = make_volunteer("mia")
+    User.objects.filter(pk=user.pk).update(role=Role.MODERATOR)
+    return user
+
+
+def test_the_figures_read_at_a_glance_in_light_and_dark_and_on_a_phone(new_page, camera, moderator):
+    reporter = UserFactory()
+    for n, lang in enumerate(["en", "en", "de", "fr"]):
+        tree = TreeFactory(lang=lang)
+        message = MessageFactory(tree=tree, replies_agreement=n / 4, ranking_count=3)
+        Report.objects.create(message=message, reporter=reporter, reason="spam")
+    page = new_page()
+    log_in(page, "mia")
+
+    for path in ("trollboard", "quality", "statistics"):
+        page.goto(f"/moderation/{path}/")
+        camera.shoot(page, f"{path}-light")
+    assert page.locator("svg.chart[role=img]").count() == 3
+    page.locator("details.chart-data summary").first.click()
+    assert page.locator("details.chart-data table").first.is_visible()
+
+    page.emulate_media(color_scheme="dark")
+    page.goto("/moderation/statistics/")
+    camera.shoot(page, "statistics-dark")
+    bar_fill = page.locator("svg.chart rect.chart-bar").first.evaluate(
+        "bar => getComputedStyle(bar).fill"
+    )
+    assert bar_fill == "rgb(126, 162, 255)"  # the dark theme's accent
+
+    phone = new_page(width=390, height=844)
+    log_in(phone, "mia")
+    for path in ("quality", "statistics"):
+        phone.goto(f"/moderation/{path}/")
+        camera.shoot(phone, f"{path}-phone")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_a_running_exports_progress_bar_moves_and_the_page_shows_the_version_when_done(
+    new_page, camera, moderator, tmp_path
+):
+    export = DatasetExport.objects.create(seed=1, status=ExportStatus.RUNNING, progress=0.1)
+    page = new_page()
+    log_in(page, "mia")
+    page.goto("/moderation/exports/")
+    bar = page.locator(f"tr[data-export='{export.pk}'] progress")
+    assert bar.evaluate("bar => bar.value") == pytest.approx(0.1)
+    camera.shoot(page, "running")
+
+    DatasetExport.objects.filter(pk=export.pk).update(progress=0.6)
+    page.wait_for_function(
+        f"document.querySelector(\"tr[data-export='{export.pk}'] progress\").value > 0.5"
+    )
+    assert page.locator(f"tr[data-export='{export.pk}'] [data-percent]").inner_text() == "60 %"
+
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    DatasetExport.objects.filter(pk=export.pk).update(
+        status=ExportStatus.DONE, version=1, progress=1.0, path=str(folder)
+    )
+    page.wait_for_selector("text=Download (tar)")
+    camera.shoot(page, "done")
+    assert page.locator("text=Push to the Hub").is_visible()
