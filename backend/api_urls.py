@@ -84,4 +84,9 @@ urlpatterns = [
         exports.ExportDetailView.as_view(),
         name="export",
     ),
+    path(
+        "moderation/exports/<uuid:export_id>/download/",
+        exports.ExportDownloadView.as_view(),
+        name="export-download",
+    ),
 ]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -190,3 +191,12 @@ def recent_exports(*, limit: int = 20) -> list[DatasetExport]:
             "-created_at",
         )[:limit]
     )
+
+
+def downloadable_version(export_id: UUID) -> tuple[DatasetExport, Path]:
+    """A done export and its version folder (NotFound when not done or the folder is gone)."""
+    export = get_export(export_id)
+    folder = Path(export.path)
+    if export.status != ExportStatus.DONE or not export.path or not folder.is_dir():
+        raise NotFound("This export has no version folder to download.")
+    return export, folder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -200,12 +199,9 @@ def exports(request: HttpRequest) -> HttpResponse:
 @moderator_page
 def export_download(request: HttpRequest, export_id: UUID) -> HttpResponseBase:
     try:
-        export = selectors.get_export(export_id)
+        export, folder = selectors.downloadable_version(export_id)
     except ChorusError as error:
         raise Http404 from error
-    folder = Path(export.path)
-    if export.status != ExportStatus.DONE or not folder.is_dir():
-        raise Http404
     name = f"chorus-dataset-v{export.version}"
     response = StreamingHttpResponse(
         stream_tar(folder, prefix=name), content_type="application/x-tar"
