@@ -34,13 +34,16 @@ class Chart:
     svg: SafeString
 
 
-def nice_ticks(highest: float, *, count: int = 5) -> list[float]:
-    """Round axis steps from 0 to at least `highest`: 0, 2, 4, ... or 0, 0.25, 0.5, ..."""
+def nice_ticks(highest: float, *, count: int = 5, integers: bool = False) -> list[float]:
+    """Round axis steps from 0 to at least `highest`: 0, 2, 4, ... or 0, 0.25, 0.5, ...
+    With `integers` (counts) no step is smaller than 1."""
     if highest <= 0 or not math.isfinite(highest):
         return [0.0, 1.0]
     raw = highest / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if integers:
+        step = max(math.ceil(step), 1)
     ticks = [0.0]
     while ticks[-1] < highest - 1e-9:
         ticks.append(round(ticks[-1] + step, 10))
@@ -70,7 +73,7 @@ def horizontal_bar_chart(
     categories whose names are too long to stand side by side under vertical bars. Drawn
     narrower than the other charts so its text stays legible when a phone shrinks it."""
     rows = list(rows)
-    ticks = nice_ticks(max((value for _, value in rows), default=0))
+    ticks = _ticks(rows)
     top = ticks[-1]
     base = TOP + len(rows) * ROW
     plot = H_WIDTH - H_LEFT - H_RIGHT
@@ -114,7 +117,7 @@ def _open(title: str, description: str, width: float, height: float, *, kind: st
 
 
 def _chart(title: str, description: str, rows: list[tuple[str, float]], draw) -> Chart:  # type: ignore[no-untyped-def]
-    ticks = nice_ticks(max((value for _, value in rows), default=0))
+    ticks = _ticks(rows)
     top = ticks[-1]
     parts = [*_open(title, description, WIDTH, HEIGHT, kind="vertical"), *_axes(ticks)]
     if rows:
@@ -126,6 +129,11 @@ def _chart(title: str, description: str, rows: list[tuple[str, float]], draw) ->
         )
     parts.append("</svg>")
     return Chart(title=title, description=description, rows=rows, svg=mark_safe("".join(parts)))  # noqa: S308 (every value above is escaped or a number)
+
+
+def _ticks(rows: list[tuple[str, float]]) -> list[float]:
+    counts = all(float(value).is_integer() for _, value in rows)
+    return nice_ticks(max((value for _, value in rows), default=0), integers=counts)
 
 
 def _y(value: float, top: float) -> float:

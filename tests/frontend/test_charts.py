@@ -21,6 +21,10 @@ def test_ticks_are_round_numbers_from_zero_up_to_at_least_the_highest_value():
     assert charts.nice_ticks(100) == [0, 20, 40, 60, 80, 100]
     assert charts.nice_ticks(1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert charts.nice_ticks(0) == [0, 1]
+    # Counts have whole steps: no "0.40 sibling sets".
+    assert charts.nice_ticks(1, integers=True) == [0, 1]
+    assert charts.nice_ticks(3, integers=True) == [0, 1, 2, 3]
+    assert charts.nice_ticks(7, integers=True) == [0, 2, 4, 6, 8]
 
 
 def test_a_bar_chart_draws_one_bar_per_row_with_heights_proportional_to_the_values():
@@ -48,7 +52,7 @@ def test_a_chart_is_an_image_named_by_its_title_and_description_for_screen_reade
 
 
 def test_a_line_chart_joins_every_point_left_to_right_and_labels_the_axis():
-    rows = [(f"d{i}", i % 3) for i in range(30)]
+    rows = [(f"d{i}", (i % 3) * 1.0 + (0.5 if i == 7 else 0)) for i in range(30)]
     svg = parse(charts.line_chart(title="Line", description="Points.", rows=rows))
     points = svg.find(f"{SVG}polyline").get("points").split()
     xs = [float(point.split(",")[0]) for point in points]
