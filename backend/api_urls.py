@@ -3,6 +3,7 @@
 from django.urls import path
 
 from backend.accounts import api as accounts
+from backend.assistant import api as assistant
 from backend.community import api as community
 from backend.moderation import api as moderation
 from backend.tasks import api as tasks
@@ -74,4 +75,27 @@ urlpatterns = [
     path("moderation/reports/", moderation.ReportQueueView.as_view(), name="report-queue"),
     path("moderation/messages/", moderation.MessageSearchView.as_view(), name="message-search"),
     path("moderation/audit/", moderation.AuditLogView.as_view(), name="audit-log"),
+    # The assistant: chats, for their owner only
+    path("chats/", assistant.ChatListView.as_view(), name="chats"),
+    path("chats/<uuid:chat_id>/", assistant.ChatDetailView.as_view(), name="chat"),
+    path(
+        "chats/<uuid:chat_id>/messages/",
+        assistant.ChatMessagesView.as_view(),
+        name="chat-messages",
+    ),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/vote/",
+        assistant.ChatVoteView.as_view(),
+        name="chat-message-vote",
+    ),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/report/",
+        assistant.ChatReportView.as_view(),
+        name="chat-message-report",
+    ),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/propose/",
+        assistant.ChatProposeView.as_view(),
+        name="chat-message-propose",
+    ),
 ]
