@@ -259,6 +259,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Reports of tree messages and of chat replies share their reasons: one enum.
+    "ENUM_NAME_OVERRIDES": {"ReportReasonEnum": "backend.moderation.models.ReportReason"},
 }
 
 LANGUAGE_CODE = "en"

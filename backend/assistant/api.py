@@ -56,7 +56,7 @@ class ChatListView(APIView):
     @extend_schema(
         operation_id="list_chats",
         summary="Your chats with the assistant, latest first.",
-        responses={200: ChatOutput(many=True)},
+        responses={200: ChatOutput(many=True), **errors()},
     )
     def get(self, request: AuthenticatedRequest) -> Response:
         paginator = LimitOffsetPagination()

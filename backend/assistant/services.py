@@ -112,6 +112,7 @@ def reply_now(*, chat: Chat, user_message: ChatMessage) -> ChatMessage:
 
 def send_message(*, chat: Chat, user: User, text: str) -> tuple[ChatMessage, ChatMessage]:
     """The user's message and the model's reply to it, without streaming."""
+    tasks.validate_text(text)  # bad input is said first, whether or not the model is on
     if not inference.is_enabled():
         raise InferenceOff("The assistant is switched off on this site.")
     message = add_user_message(chat=chat, user=user, text=text)
