@@ -2,7 +2,7 @@
 (tests/ml/conftest.py builds and serves it), answering gibberish over the real
 OpenAI-compatible HTTP API; and addresses where no server answers, or answers too slowly.
 
-Import the fixtures into a test module: `from tests.inference import inference  # noqa: F401`.
+tests/conftest.py makes the fixtures available to every test.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import SHARED_DATA
-
 MODEL_ID = "chorus-test"
 
 
 @pytest.fixture(scope="session")
 def tiny_server(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The base URL of `python -m ml serve`'s app for a tiny model, in this process."""
+    from tests.conftest import SHARED_DATA
+
     ml = pytest.importorskip("tests.ml.conftest", reason="the [ml] extra is not installed")
     path = SHARED_DATA / "oasst_en_100_trees.jsonl"
     if not path.exists():

@@ -11,7 +11,7 @@ from backend.assistant import services
 from backend.assistant.models import ChatMessage, ChatReport
 from backend.trees.models import Message
 from backend.trees.rules import State
-from tests.inference import MODEL_ID, inference, inference_down, tiny_server  # noqa: F401
+from tests.inference import MODEL_ID
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def test_a_volunteer_creates_lists_and_reads_their_chats(bob) -> None:  # type: 
     assert detail["excluded_from_training"] is False
 
 
-def test_sending_a_message_returns_the_models_whole_reply(bob, inference) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_sending_a_message_returns_the_models_whole_reply(bob, inference) -> None:  # type: ignore[no-untyped-def]
     chat_id = bob.post("/api/v1/chats/").json()["id"]
     response = bob.post(f"/api/v1/chats/{chat_id}/messages/", {"text": QUESTION})
     assert response.status_code == 201, response.content
@@ -61,7 +61,7 @@ def test_sending_a_message_returns_the_models_whole_reply(bob, inference) -> Non
     assert bob.get(f"/api/v1/chats/{chat_id}/").json()["title"] == QUESTION
 
 
-def test_a_server_that_is_down_answers_503_and_the_message_is_kept(bob, inference_down) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_server_that_is_down_answers_503_and_the_message_is_kept(bob, inference_down) -> None:  # type: ignore[no-untyped-def]
     chat_id = bob.post("/api/v1/chats/").json()["id"]
     response = bob.post(f"/api/v1/chats/{chat_id}/messages/", {"text": QUESTION})
     assert response.status_code == 503

@@ -12,7 +12,7 @@ from backend.accounts.services import create_user
 from backend.asgi import application
 from backend.assistant import services
 from backend.assistant.models import Chat, ChatMessage
-from tests.inference import MODEL_ID, inference, inference_down, inference_stalled, tiny_server  # noqa: F401
+from tests.inference import MODEL_ID
 
 QUESTION = "How do I keep basil alive on a windowsill?"
 
@@ -53,7 +53,7 @@ def a_chat(username: str = "ada") -> Chat:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_reply_streams_in_several_pieces_before_it_is_saved_whole(inference) -> None:  # noqa: F811
+def test_the_reply_streams_in_several_pieces_before_it_is_saved_whole(inference) -> None:
     chat = a_chat()
     events = async_to_sync(converse)(chat, session_cookie(chat.owner), QUESTION)
 
@@ -74,7 +74,7 @@ def test_the_reply_streams_in_several_pieces_before_it_is_saved_whole(inference)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_model_reads_the_whole_conversation_on_the_second_turn(inference) -> None:  # noqa: F811
+def test_the_model_reads_the_whole_conversation_on_the_second_turn(inference) -> None:
     from backend.assistant.selectors import chat_turns
 
     chat = a_chat()
@@ -87,7 +87,7 @@ def test_the_model_reads_the_whole_conversation_on_the_second_turn(inference) ->
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_server_that_is_down_gives_a_clear_error_and_keeps_the_message(inference_down) -> None:  # noqa: F811
+def test_a_server_that_is_down_gives_a_clear_error_and_keeps_the_message(inference_down) -> None:
     chat = a_chat()
     events = async_to_sync(converse)(chat, session_cookie(chat.owner), QUESTION)
 
@@ -100,7 +100,7 @@ def test_a_server_that_is_down_gives_a_clear_error_and_keeps_the_message(inferen
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_server_that_stalls_is_reported_as_slow(inference_stalled) -> None:  # noqa: F811
+def test_a_server_that_stalls_is_reported_as_slow(inference_stalled) -> None:
     chat = a_chat()
     events = async_to_sync(converse)(chat, session_cookie(chat.owner), QUESTION)
 
@@ -120,7 +120,7 @@ def test_the_socket_says_so_when_the_assistant_is_switched_off(settings) -> None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stopped_reply_keeps_what_came_so_far(inference, settings) -> None:  # noqa: F811
+def test_a_stopped_reply_keeps_what_came_so_far(inference, settings) -> None:
     settings.INFERENCE_MAX_TOKENS = 400
     chat = a_chat()
     cookie = session_cookie(chat.owner)
@@ -145,7 +145,7 @@ def test_a_stopped_reply_keeps_what_came_so_far(inference, settings) -> None:  #
 
 
 @pytest.mark.django_db(transaction=True)
-def test_only_the_owner_may_open_a_chats_socket(inference) -> None:  # noqa: F811
+def test_only_the_owner_may_open_a_chats_socket(inference) -> None:
     chat = a_chat()
     cookie = session_cookie(create_user(username="eve", accepted_terms_version=1))
 
@@ -162,7 +162,7 @@ def test_only_the_owner_may_open_a_chats_socket(inference) -> None:  # noqa: F81
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_empty_message_is_refused_on_the_socket_and_nothing_is_saved(inference) -> None:  # noqa: F811
+def test_an_empty_message_is_refused_on_the_socket_and_nothing_is_saved(inference) -> None:
     chat = a_chat()
     events = async_to_sync(converse)(chat, session_cookie(chat.owner), "   ")
     assert [(e["type"], e.get("code")) for e in events] == [("error", "invalid_input")]
