@@ -3,7 +3,7 @@
 Protocol (JSON both ways):
   browser -> {"type": "send", "text": "..."}      save the message and ask the model
   browser -> {"type": "cancel"}                   stop the reply being written
-  server  -> {"type": "message", "message": {...}}  the user's message, saved
+  server  -> {"type": "message", "message": {...}, "chat_title"}  the user's message, saved
   server  -> {"type": "delta", "text": "..."}     the next piece of the reply (many)
   server  -> {"type": "done", "message": {...}}   the whole reply, saved
   server  -> {"type": "cancelled", "message": {...} | null}  stopped; what came is kept
@@ -94,7 +94,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._error(error.code, error.message, fields=error.fields)
             return
         data = await database_sync_to_async(message_data)(message, self.chat)
-        await self.send_json({"type": "message", "message": data})
+        # The first message names the chat.
+        await self.send_json({"type": "message", "message": data, "chat_title": self.chat.title})
         self.generation = asyncio.ensure_future(self._reply(message))
 
     async def _reply(self, question: ChatMessage) -> None:

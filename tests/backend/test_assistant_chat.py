@@ -59,6 +59,7 @@ def test_the_reply_streams_in_several_pieces_before_it_is_saved_whole(inference)
 
     kinds = [event["type"] for event in events]
     assert kinds[0] == "message"
+    assert events[0]["chat_title"] == QUESTION
     assert kinds[-1] == "done"
     deltas = [event["text"] for event in events if event["type"] == "delta"]
     assert len(deltas) >= 2, kinds

@@ -48,6 +48,16 @@ function insertHtml(html, replacing = null) {
   return article;
 }
 
+// The first message names the chat: in the heading, the sidebar and the tab.
+function showTitle(title) {
+  if (!title) return;
+  const heading = document.querySelector(".chat-main h1");
+  if (heading) heading.textContent = title;
+  const current = document.querySelector(".chat-side a[aria-current=page]");
+  if (current) current.textContent = title;
+  document.title = document.title.replace(/^[^·]*·/, `${title} ·`);
+}
+
 function startReply() {
   const article = document.createElement("article");
   article.className = "msg chat-msg role-assistant streaming";
@@ -79,6 +89,7 @@ function onEvent(event) {
   switch (event.type) {
     case "message":
       insertHtml(event.message.html);
+      showTitle(event.chat_title);
       textarea.value = "";
       startReply();
       scrollToEnd();
