@@ -70,6 +70,8 @@ def write_candidate_replies(*, rng: random.Random | None = None) -> CandidateRun
         run.resume_at = _back_off(error)
         return run
     cache.delete(BACKOFF_KEY)
+    if run.written or run.lost:
+        log.info("candidate replies: %d written, %d dropped", len(run.written), run.lost)
     return run
 
 

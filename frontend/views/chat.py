@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import cast
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -82,6 +83,7 @@ def chat_page(request: HttpRequest, chat_id: UUID) -> HttpResponse:
             "chat_messages": selectors.chat_messages(chat),
             "chats": selectors.my_chats(user)[:CHATS_IN_SIDEBAR],
             "enabled": inference.is_enabled(),
+            "max_length": settings.CHORUS_MAX_TEXT_LENGTH,
         },
     )
 

@@ -258,3 +258,26 @@ def test_concurrent_leases_of_one_slot_give_it_to_one_taker_only(crowd) -> None:
         thread.join()
     assert len(leases) == 4
     assert sum(lease is not None for lease in leases) == 1
+
+
+def test_model_replies_reach_exports_marked_synthetic_with_their_model(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from tests.backend.test_exports import conversation, export, nodes, read_jsonl
+
+    settings.CHORUS_EXPORT_DIR = str(tmp_path / "exports")
+    tree = conversation()
+    Message.objects.filter(pk=tree["other"].pk).update(
+        synthetic=True, model_name=MODEL_ID, author=None
+    )
+
+    done = export()
+    (line,) = read_jsonl(Path(done.path) / "trees.jsonl.gz")
+    by_id = {node["message_id"]: node for node in nodes(line)}
+    model_reply = by_id[str(tree["other"].id)]
+    assert (model_reply["synthetic"], model_reply["model_name"]) == (True, MODEL_ID)
+    assert model_reply["user_id"] is None
+    assert by_id[str(tree["best"].id)]["synthetic"] is False
+    without = export({"include_synthetic": False})
+    (line,) = read_jsonl(Path(without.path) / "trees.jsonl.gz")
+    assert str(tree["other"].id) not in {node["message_id"] for node in nodes(line)}
