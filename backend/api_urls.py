@@ -75,6 +75,16 @@ urlpatterns = [
     path("moderation/reports/", moderation.ReportQueueView.as_view(), name="report-queue"),
     path("moderation/messages/", moderation.MessageSearchView.as_view(), name="message-search"),
     path("moderation/audit/", moderation.AuditLogView.as_view(), name="audit-log"),
+    path(
+        "moderation/chat-reports/",
+        assistant.ChatReportQueueView.as_view(),
+        name="chat-report-queue",
+    ),
+    path(
+        "moderation/chat-reports/<uuid:report_id>/resolve/",
+        assistant.ChatReportResolveView.as_view(),
+        name="chat-report-resolve",
+    ),
     # The assistant: chats, for their owner only
     path("chats/", assistant.ChatListView.as_view(), name="chats"),
     path("chats/<uuid:chat_id>/", assistant.ChatDetailView.as_view(), name="chat"),

@@ -31,6 +31,7 @@ urlpatterns = [
     path("messages/<uuid:message_id>/report/", trees.report, name="report"),
     path("chat/", chat.chat_list, name="chats"),
     path("chat/<uuid:chat_id>/", chat.chat_page, name="chat"),
+    path("moderation/chat-reports/", chat.reports, name="chat_reports"),
     path("chat/<uuid:chat_id>/exclude/", chat.exclude, name="chat_exclude"),
     path("chat/<uuid:chat_id>/delete/", chat.delete, name="chat_delete"),
     path("chat/<uuid:chat_id>/<uuid:message_id>/vote/", chat.vote, name="chat_vote"),

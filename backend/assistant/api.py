@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from backend.assistant import selectors, services
 from backend.core.api_schema import errors
+from backend.core.errors import NotAllowed
 from backend.core.http import AuthenticatedRequest
 from backend.moderation.models import ReportReason
 
@@ -236,3 +237,42 @@ class ChatProposeView(APIView):
         lang = data.validated_data.get("lang") or services.default_lang(request.user)
         prompt = services.propose_as_prompt(reply=reply, user=request.user, lang=lang)
         return Response(self.Output(prompt).data, status=status.HTTP_201_CREATED)
+
+
+# --- Moderators ----------------------------------------------------------------------------
+
+
+class ChatReportItem(serializers.Serializer):
+    id = serializers.UUIDField()
+    reason = serializers.CharField()
+    text = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    reporter = serializers.CharField(source="reporter.username")
+    reply_id = serializers.UUIDField(source="message.id")
+    reply = serializers.CharField(source="message.text")
+    model_name = serializers.CharField(source="message.model_name")
+    question = serializers.CharField(source="message.reply_to.text", default="")
+
+
+class ChatReportQueueView(APIView):
+    @extend_schema(
+        operation_id="list_chat_reports",
+        summary="Moderators: open reports of the assistant's chat replies, oldest first.",
+        responses={200: ChatReportItem(many=True), **errors(403)},
+    )
+    def get(self, request: AuthenticatedRequest) -> Response:
+        if not request.user.is_moderator:
+            raise NotAllowed("Only moderators may do this.")
+        return Response(ChatReportItem(selectors.open_chat_reports(), many=True).data)
+
+
+class ChatReportResolveView(APIView):
+    @extend_schema(
+        operation_id="resolve_chat_report",
+        summary="Moderators: mark a chat reply's report as looked at.",
+        request=None,
+        responses={200: ChatReportItem, **errors(403, 404)},
+    )
+    def post(self, request: AuthenticatedRequest, report_id: UUID) -> Response:
+        report = services.resolve_chat_report(report_id=report_id, moderator=request.user)
+        return Response(ChatReportItem(report).data)

@@ -79,6 +79,7 @@ class ChatReport(models.Model):
     """An owner's report of a model reply (harmful, wrong, ...), kept for the moderators and
     for whoever trains the next model. One per reply."""
 
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     message = models.OneToOneField(ChatMessage, on_delete=models.CASCADE, related_name="report")
     reporter = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reports"
@@ -87,6 +88,9 @@ class ChatReport(models.Model):
     text = models.CharField(max_length=2000, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["resolved_at", "created_at"], name="chatreport_queue")]

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from backend.accounts.models import User
 from backend.assistant.inference import Turn
-from backend.assistant.models import Chat, ChatMessage, ChatRole
+from backend.assistant.models import Chat, ChatMessage, ChatReport, ChatRole
 from backend.core.errors import NotFound
 
 # The turns sent to the model: the latest ones, so a long chat stays within its context.
@@ -58,3 +58,13 @@ def chat_turns(chat: Chat) -> list[Turn]:
     while turns and turns[0].role != ChatRole.USER:
         turns.pop(0)
     return turns
+
+
+def open_chat_reports(*, limit: int = 200) -> list[ChatReport]:
+    """Moderators: unresolved reports of model replies, oldest first, each with the reply and
+    the question it answered (not the rest of the chat: reporting shares only the exchange)."""
+    return list(
+        ChatReport.objects.filter(resolved_at=None)
+        .select_related("message", "message__reply_to", "reporter")
+        .order_by("created_at")[:limit]
+    )

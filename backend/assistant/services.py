@@ -4,6 +4,7 @@ up-voted turn proposed as a new initial prompt."""
 from __future__ import annotations
 
 import logging
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +20,7 @@ from backend.core.errors import (
     InferenceUnavailable,
     InvalidInput,
     NotAllowed,
+    NotFound,
 )
 from backend.moderation.models import ReportReason
 from backend.tasks import services as tasks
@@ -156,6 +158,21 @@ def report_reply(*, message: ChatMessage, user: User, reason: str, text: str = "
     if not created:
         raise Conflict("You reported this reply already.")
     log.info("chat reply %s reported (%s)", message.pk, reason)
+    return report
+
+
+@transaction.atomic
+def resolve_chat_report(*, report_id: UUID, moderator: User) -> ChatReport:
+    """A moderator has looked at a reported reply. Raises NotAllowed, NotFound."""
+    if not moderator.is_moderator:
+        raise NotAllowed("Only moderators may do this.")
+    report = ChatReport.objects.select_for_update(no_key=True).filter(pk=report_id).first()
+    if report is None:
+        raise NotFound("No such report.")
+    if report.resolved_at is None:
+        report.resolved_at = timezone.now()
+        report.resolved_by = moderator
+        report.save(update_fields=["resolved_at", "resolved_by"])
     return report
 
 

@@ -20,6 +20,7 @@ from backend.accounts.models import User
 from backend.assistant import inference, selectors, services
 from backend.assistant.models import Chat, ChatMessage
 from backend.core.errors import ChorusError, Conflict, NotFound
+from frontend import text
 from frontend.access import error_text, volunteer_page
 from frontend.forms import ReportForm
 
@@ -171,4 +172,28 @@ def report(request: HttpRequest, chat_id: UUID, message_id: UUID) -> HttpRespons
         return redirect(back)
     return render(
         request, "frontend/trees/report.html", {"message": message, "form": form, "next": back}
+    )
+
+
+# --- Moderators ----------------------------------------------------------------------------
+
+
+@volunteer_page(tutorial=False)
+def reports(request: HttpRequest) -> HttpResponse:
+    """Moderators: reported replies of the assistant, each with the question it answered."""
+    user = cast(User, request.user)
+    if not user.is_moderator:
+        return render(request, "frontend/forbidden.html", status=403)
+    if request.method == "POST":
+        try:
+            services.resolve_chat_report(
+                report_id=UUID(request.POST.get("report", "")), moderator=user
+            )
+        except (ValueError, ChorusError):
+            messages.warning(request, _("That report does not exist."))
+        return redirect("chat_reports")
+    return render(
+        request,
+        "frontend/chat/reports.html",
+        {"reports": selectors.open_chat_reports(), "reasons": text.REPORT_REASONS},
     )

@@ -210,3 +210,33 @@ def test_a_proposal_waits_when_the_review_queue_is_full(bob, settings) -> None: 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "prompt_queue_full"
     assert not Message.objects.exists()
+
+
+# --- Moderators -----------------------------------------------------------------------------
+
+
+def test_moderators_see_reported_replies_with_their_question_and_resolve_them(  # type: ignore[no-untyped-def]
+    bob, moderator
+) -> None:
+    _chat, _question, reply = answered_chat(bob.user)
+    services.report_reply(message=reply, user=bob.user, reason="incorrect", text="wrong")
+
+    assert bob.get("/api/v1/moderation/chat-reports/").status_code == 403
+    (item,) = moderator.get("/api/v1/moderation/chat-reports/").json()
+    assert (item["reply_id"], item["question"], item["reason"]) == (
+        str(reply.id),
+        QUESTION,
+        "incorrect",
+    )
+    assert item["reporter"] == bob.user.username
+
+    url = f"/api/v1/moderation/chat-reports/{item['id']}/resolve/"
+    assert bob.post(url).status_code == 403
+    assert moderator.post(url).status_code == 200
+    assert moderator.get("/api/v1/moderation/chat-reports/").json() == []
+    report = ChatReport.objects.get()
+    assert report.resolved_by == moderator.user
+    assert (
+        moderator.post(f"/api/v1/moderation/chat-reports/{uuid.uuid4()}/resolve/").status_code
+        == 404
+    )

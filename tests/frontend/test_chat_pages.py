@@ -158,3 +158,27 @@ def test_a_chat_is_deleted_from_its_page(newbie_client: Client, newbie) -> None:
     response = newbie_client.post(reverse("chat_delete", args=[chat.id]))
     assert response["Location"] == reverse("chats")
     assert not Chat.objects.exists()
+
+
+def test_moderators_review_reported_chat_replies_on_their_page(
+    newbie_client: Client, newbie
+) -> None:  # type: ignore[no-untyped-def]
+    from backend.accounts.models import Role
+
+    _chat, reply = answered(newbie)
+    report = services.report_reply(message=reply, user=newbie, reason="offensive", text="rude")
+    assert newbie_client.get(reverse("chat_reports")).status_code == 403
+
+    moderator = make_volunteer("mod")
+    moderator.role = Role.MODERATOR
+    moderator.save(update_fields=["role"])
+    client = Client()
+    client.force_login(moderator)
+    page = client.get(reverse("chat_reports")).content.decode()
+    assert "rude" in page
+    assert QUESTION in page
+    assert "<strong>Ferns</strong>" in page
+    client.post(reverse("chat_reports"), {"report": str(report.id)})
+    report.refresh_from_db()
+    assert report.resolved_by == moderator
+    assert "No open reports of chat replies" in client.get(reverse("chat_reports")).content.decode()
