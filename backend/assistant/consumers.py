@@ -71,6 +71,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.generation.cancel()
             await asyncio.gather(self.generation, return_exceptions=True)
 
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            content = await self.decode_json(text_data or "")
+        except ValueError:
+            await self._error("invalid_input", "Send JSON messages.")
+            return
+        await self.receive_json(content)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "cancel":

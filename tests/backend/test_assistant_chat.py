@@ -168,3 +168,24 @@ def test_an_empty_message_is_refused_on_the_socket_and_nothing_is_saved(inferenc
     events = async_to_sync(converse)(chat, session_cookie(chat.owner), "   ")
     assert [(e["type"], e.get("code")) for e in events] == [("error", "invalid_input")]
     assert not ChatMessage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_garbage_on_the_socket_gets_an_error_and_the_chat_goes_on(inference) -> None:
+    chat = a_chat()
+    cookie = session_cookie(chat.owner)
+
+    async def scenario() -> list[dict]:
+        socket = chat_socket(chat, cookie)
+        await socket.connect()
+        await socket.send_to(text_data="not json")
+        await socket.send_json_to({"type": "dance"})
+        answers = [await socket.receive_json_from(timeout=5) for _ in range(2)]
+        await socket.send_json_to({"type": "send", "text": QUESTION})
+        answers.append(await socket.receive_json_from(timeout=30))
+        await socket.disconnect()
+        return answers
+
+    answers = async_to_sync(scenario)()
+    assert [(a["type"], a.get("code")) for a in answers[:2]] == [("error", "invalid_input")] * 2
+    assert answers[2]["type"] == "message"
