@@ -209,8 +209,8 @@ INFERENCE_URL = env.str("INFERENCE_URL", default="").rstrip("/")
 INFERENCE_MODEL = env.str("INFERENCE_MODEL", default="")
 # Sent as a bearer token when the server wants one (vLLM --api-key). Secret.
 INFERENCE_API_KEY = env.str("INFERENCE_API_KEY", default="")
-# Seconds to open a connection, and to wait for the next piece of an answer (a stream's next
-# token, or a whole non-streamed reply): past either the user is told the model is slow.
+# Seconds to open a connection, and to wait for the next piece of an answer (replies are
+# always read as streams): past either the user is told the model is down or slow.
 INFERENCE_CONNECT_TIMEOUT = env.float("INFERENCE_CONNECT_TIMEOUT", default=5.0)
 INFERENCE_TIMEOUT = env.float("INFERENCE_TIMEOUT", default=60.0)
 # Longest reply, in tokens, for chats and candidate replies.

@@ -77,7 +77,8 @@ def write_candidate_replies(*, rng: random.Random | None = None) -> CandidateRun
 
 def _fill(run: CandidateRun, *, slot_id, tree_id, model: str) -> int:  # type: ignore[no-untyped-def]
     """Lease, ask, add one reply; 1 when a lease was taken (it counts against the budget)."""
-    seconds = settings.INFERENCE_CONNECT_TIMEOUT + settings.INFERENCE_TIMEOUT + 60
+    # The model holds a slot as long as a volunteer may, and stops writing before it ends.
+    seconds = settings.CHORUS_TASK_LEASE_MINUTES * 60
     lease = tasks.lease_slot_for_model(slot_id=slot_id, tree_id=tree_id, seconds=seconds)
     if lease is None:
         return 0  # a volunteer took it meanwhile
@@ -86,7 +87,7 @@ def _fill(run: CandidateRun, *, slot_id, tree_id, model: str) -> int:  # type: i
             Turn(role="user" if m.role == "prompter" else "assistant", content=m.text)
             for m in conversation(slot_id)
         ]
-        reply = inference.complete_reply(turns)
+        reply = inference.complete_reply(turns, deadline=time.monotonic() + seconds - 5)
     except BaseException:
         tasks.release_model_lease(lease=lease)
         raise

@@ -4,14 +4,15 @@ errors InferenceOff, InferenceUnavailable and InferenceTimeout.
 
 - `stream_reply` (async): the reply's text pieces as the server streams them (server-sent
   events, `data: {chunk}` lines up to `data: [DONE]`), for the chat's WebSocket;
-- `complete_reply` (sync): the whole reply at once, for the page without JavaScript, the API
-  and the candidate-reply job.
+- `complete_reply` (sync): the whole reply at once (read as a stream too, so the timeout
+  is per piece), for the page without JavaScript, the API and the candidate-reply job.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -132,23 +133,42 @@ async def amodel_name(client: httpx.AsyncClient) -> str:
     return name
 
 
-def complete_reply(turns: Sequence[Turn]) -> Reply:
-    """The model's whole reply to the conversation `turns` (last turn the user's)."""
+def complete_reply(turns: Sequence[Turn], *, deadline: float | None = None) -> Reply:
+    """The model's whole reply to the conversation `turns` (last turn the user's).
+
+    It is read as a stream, so INFERENCE_TIMEOUT bounds each wait for the next piece, not
+    the whole answer; `deadline` (a time.monotonic() value) bounds the whole answer.
+    """
     base = _base_url()
     model = model_name()
+    parts: list[str] = []
+    finish = "stop"
     try:
-        response = httpx.post(
+        with httpx.stream(
+            "POST",
             f"{base}/v1/chat/completions",
-            json=_body(model, turns, stream=False),
+            json=_body(model, turns, stream=True),
             headers=_headers(),
             timeout=_timeout(),
-        )
-        response.raise_for_status()
-        choice = response.json()["choices"][0]
-        text = str(choice["message"]["content"] or "")
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as error:
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                response.raise_for_status()
+            for line in response.iter_lines():
+                piece = _parse_event(line)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the reply took longer than its deadline")
+                if piece is None:
+                    continue
+                parts.append(piece.text)
+                if piece.finish_reason is not None:
+                    finish = piece.finish_reason
+                    break
+            else:
+                raise InferenceUnavailable("The assistant stopped answering. Try again later.")
+    except httpx.HTTPError as error:
         raise _unavailable(error) from error
-    return Reply(text=text, model=model, finish_reason=_finish(choice.get("finish_reason")))
+    return Reply(text="".join(parts), model=model, finish_reason=finish)
 
 
 def _finish(reason: object) -> str:

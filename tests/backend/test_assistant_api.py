@@ -240,3 +240,24 @@ def test_moderators_see_reported_replies_with_their_question_and_resolve_them(  
         moderator.post(f"/api/v1/moderation/chat-reports/{uuid.uuid4()}/resolve/").status_code
         == 404
     )
+
+
+def test_a_whole_reply_is_read_as_a_stream_and_cut_off_at_its_deadline(inference) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from backend.assistant.inference import Turn, complete_reply
+    from backend.core.errors import InferenceTimeout
+
+    turns = [Turn(role="user", content=QUESTION)]
+    reply = complete_reply(turns)
+    assert (reply.model, reply.finish_reason) in ((MODEL_ID, "length"), (MODEL_ID, "stop"))
+    with pytest.raises(InferenceTimeout):
+        complete_reply(turns, deadline=time.monotonic() - 1)
+
+
+def test_a_stalled_server_answers_504_and_the_message_is_kept(bob, inference_stalled) -> None:  # type: ignore[no-untyped-def]
+    chat_id = bob.post("/api/v1/chats/").json()["id"]
+    response = bob.post(f"/api/v1/chats/{chat_id}/messages/", {"text": QUESTION})
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "inference_timeout"
+    assert ChatMessage.objects.get(chat_id=chat_id).text == QUESTION
