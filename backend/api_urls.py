@@ -3,6 +3,7 @@
 from django.urls import path
 
 from backend.accounts import api as accounts
+from backend.assistant import api as assistant
 from backend.community import api as community
 from backend.exports import api as exports
 from backend.moderation import api as moderation
@@ -88,5 +89,38 @@ urlpatterns = [
         "moderation/exports/<uuid:export_id>/download/",
         exports.ExportDownloadView.as_view(),
         name="export-download",
+    ),
+    path(
+        "moderation/chat-reports/",
+        assistant.ChatReportQueueView.as_view(),
+        name="chat-report-queue",
+    ),
+    path(
+        "moderation/chat-reports/<uuid:report_id>/resolve/",
+        assistant.ChatReportResolveView.as_view(),
+        name="chat-report-resolve",
+    ),
+    # The assistant: chats, for their owner only
+    path("chats/", assistant.ChatListView.as_view(), name="chats"),
+    path("chats/<uuid:chat_id>/", assistant.ChatDetailView.as_view(), name="chat"),
+    path(
+        "chats/<uuid:chat_id>/messages/",
+        assistant.ChatMessagesView.as_view(),
+        name="chat-messages",
+    ),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/vote/",
+        assistant.ChatVoteView.as_view(),
+        name="chat-message-vote",
+    ),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/report/",
+        assistant.ChatReportView.as_view(),
+        name="chat-message-report",
+    ),
+    path(
+        "chats/<uuid:chat_id>/messages/<uuid:message_id>/propose/",
+        assistant.ChatProposeView.as_view(),
+        name="chat-message-propose",
     ),
 ]

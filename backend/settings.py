@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "backend.moderation",
     "backend.exports",
     "backend.community",
+    "backend.assistant",
     # Before allauth: its templates (layout, form elements) are overridden in frontend/.
     "frontend",
     "allauth",
@@ -160,6 +161,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "backend.exports.jobs.recover_stale_exports_job",
         "schedule": 600.0,
     },
+    # The served model's candidate replies in growing trees; does nothing without
+    # INFERENCE_URL and backs off by itself while the inference server is down.
+    "write-candidate-replies": {
+        "task": "backend.assistant.jobs.write_candidate_replies_job",
+        "schedule": env.float("CHORUS_CANDIDATE_SECONDS", default=300.0),
+    },
 }
 
 # The conversation-tree rules (DESIGN.md §3); each tree copies them when it is created and
@@ -194,6 +201,25 @@ CHORUS_HF_DATASET_REPO = env.str("CHORUS_HF_DATASET_REPO", default="")
 HF_TOKEN = env.str("HF_TOKEN", default="")
 # Adds an X-SQL-Queries header to every response (benchmarks read it); off in production.
 CHORUS_QUERY_COUNT_HEADER = env.bool("CHORUS_QUERY_COUNT_HEADER", default=False)
+
+# The assistant (backend/assistant): any OpenAI-compatible server (`python -m ml serve`,
+# vLLM, TGI). Empty INFERENCE_URL switches the chat and the candidate replies off.
+INFERENCE_URL = env.str("INFERENCE_URL", default="").rstrip("/")
+# The model id to ask for; empty: the first one the server lists at /v1/models.
+INFERENCE_MODEL = env.str("INFERENCE_MODEL", default="")
+# Sent as a bearer token when the server wants one (vLLM --api-key). Secret.
+INFERENCE_API_KEY = env.str("INFERENCE_API_KEY", default="")
+# Seconds to open a connection, and to wait for the next piece of an answer (replies are
+# always read as streams): past either the user is told the model is down or slow.
+INFERENCE_CONNECT_TIMEOUT = env.float("INFERENCE_CONNECT_TIMEOUT", default=5.0)
+INFERENCE_TIMEOUT = env.float("INFERENCE_TIMEOUT", default=60.0)
+# Longest reply, in tokens, for chats and candidate replies.
+INFERENCE_MAX_TOKENS = env.int("INFERENCE_MAX_TOKENS", default=512)
+# Share of the open assistant-reply slots in growing trees the model fills on each run of
+# the candidate job (0 switches it off); its replies are reviewed and ranked like anyone's.
+CHORUS_CANDIDATE_SHARE = env.float("CHORUS_CANDIDATE_SHARE", default=0.2)
+# Most candidate replies one run writes, so a run stays short however many slots are open.
+CHORUS_CANDIDATE_MAX_PER_RUN = env.int("CHORUS_CANDIDATE_MAX_PER_RUN", default=20)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -233,6 +259,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Reports of tree messages and of chat replies share their reasons: one enum.
+    "ENUM_NAME_OVERRIDES": {"ReportReasonEnum": "backend.moderation.models.ReportReason"},
 }
 
 LANGUAGE_CODE = "en"

@@ -212,4 +212,14 @@ ERROR_MESSAGES = {
     "not_found": _("That does not exist, or you may not see it."),
     "not_your_task": _("That does not exist, or you may not see it."),
     "no_task_available": _("There is no task of this kind for you right now."),
+    "inference_off": _("The assistant is switched off on this site."),
+    "inference_unavailable": _(
+        "The assistant cannot be reached right now. Your message is saved; try again later."
+    ),
+    "inference_timeout": _(
+        "The assistant is taking too long to answer. Your message is saved; try again."
+    ),
+    "prompt_queue_full": _(
+        "Too many prompts are waiting for review in this language; try again later."
+    ),
 }

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from frontend.views import (
+    chat,
     community,
     dashboard,
     figures,
@@ -29,6 +30,14 @@ urlpatterns = [
     path("trees/<uuid:tree_id>/", trees.tree_detail, name="tree"),
     path("messages/<uuid:message_id>/react/", trees.react, name="react"),
     path("messages/<uuid:message_id>/report/", trees.report, name="report"),
+    path("chat/", chat.chat_list, name="chats"),
+    path("chat/<uuid:chat_id>/", chat.chat_page, name="chat"),
+    path("moderation/chat-reports/", chat.reports, name="chat_reports"),
+    path("chat/<uuid:chat_id>/exclude/", chat.exclude, name="chat_exclude"),
+    path("chat/<uuid:chat_id>/delete/", chat.delete, name="chat_delete"),
+    path("chat/<uuid:chat_id>/<uuid:message_id>/vote/", chat.vote, name="chat_vote"),
+    path("chat/<uuid:chat_id>/<uuid:message_id>/report/", chat.report, name="chat_report"),
+    path("chat/<uuid:chat_id>/<uuid:message_id>/propose/", chat.propose, name="chat_propose"),
     path("settings/", profile.profile, name="profile"),
     path("settings/contributions.json", profile.download_contributions, name="contributions"),
     path("settings/delete/", profile.delete_profile, name="delete_account"),

@@ -11,6 +11,14 @@ from pathlib import Path
 
 import pytest
 
+# The assistant's inference servers (a tiny served model, one down, one stalled).
+from tests.inference import (  # noqa: F401 (fixtures)
+    inference,
+    inference_down,
+    inference_stalled,
+    tiny_server,
+)
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 

@@ -29,6 +29,9 @@ _MEANING = {
     404: "Not found, or not visible to you; for task requests, no task available (`reasons`).",
     409: "Conflict: the task expired, was done already, or its tree moved on or was halted.",
     429: "Rate limited: retry after the Retry-After header's seconds.",
+    503: "The assistant is switched off (`inference_off`) or its server is down "
+    "(`inference_unavailable`).",
+    504: "The assistant's server was too slow (`inference_timeout`).",
 }
 
 

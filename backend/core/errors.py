@@ -76,6 +76,12 @@ class TreeHalted(Conflict):
     code = "tree_halted"
 
 
+class PromptQueueFull(Conflict):
+    """The language's prompts in review (or in the lottery) are at their limit."""
+
+    code = "prompt_queue_full"
+
+
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 
@@ -85,3 +91,24 @@ class PublishFailed(ChorusError):
 
     code = "publish_failed"
     status = 502
+
+
+class InferenceOff(ChorusError):
+    """No inference server is configured (INFERENCE_URL is empty)."""
+
+    code = "inference_off"
+    status = 503
+
+
+class InferenceUnavailable(ChorusError):
+    """The inference server could not be reached or answered with an error."""
+
+    code = "inference_unavailable"
+    status = 503
+
+
+class InferenceTimeout(InferenceUnavailable):
+    """The inference server took longer than INFERENCE_TIMEOUT to answer."""
+
+    code = "inference_timeout"
+    status = 504

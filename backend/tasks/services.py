@@ -25,6 +25,7 @@ from backend.core.errors import (
     NoTaskAvailable,
     NotFound,
     NotYourTask,
+    PromptQueueFull,
     TaskAlreadyDone,
     TaskExpired,
     TreeHalted,
@@ -172,6 +173,19 @@ def _leased_task(row: tuple, *, user: User, lang: str, until: Any) -> Task:
 @transaction.atomic
 def _lease_initial_prompt(*, user: User, lang: str) -> Task | None:
     """A new prompt, while the language's review queue and lottery have room for it."""
+    if not _prompt_queue_has_room(lang):
+        return None
+    return Task.objects.create(
+        type=TaskType.INITIAL_PROMPT,
+        lang=lang,
+        user=user,
+        expires_at=timezone.now() + lease_duration(),
+    )
+
+
+def _prompt_queue_has_room(lang: str) -> bool:
+    """Whether one more prompt may enter review in `lang`; holds the language's prompt lock
+    to the end of the transaction, so the caller's new prompt is counted before anyone's."""
     conf = settings.CHORUS_TREE
     with connection.cursor() as cursor:
         # One writer per language decides at a time, so the queue limits hold exactly.
@@ -191,17 +205,29 @@ def _lease_initial_prompt(*, user: User, lang: str) -> Task | None:
         )
         in_review, in_lottery = cursor.fetchone()
     # Every prompt in review may join the lottery, so both count against its cap.
-    if (
-        in_review >= conf["max_prompts_in_review"]
-        or in_review + in_lottery >= conf["max_prompts_in_lottery"]
-    ):
-        return None
-    return Task.objects.create(
-        type=TaskType.INITIAL_PROMPT,
-        lang=lang,
-        user=user,
-        expires_at=timezone.now() + lease_duration(),
+    return bool(
+        in_review < conf["max_prompts_in_review"]
+        and in_review + in_lottery < conf["max_prompts_in_lottery"]
     )
+
+
+@transaction.atomic
+def propose_prompt(*, user: User, text: str, lang: str) -> Message:
+    """A first prompt that comes from elsewhere than a task (a chat turn its owner offers):
+    the same text rules and queue limits, then the same review.
+
+    Raises UserBanned, InvalidInput, PromptQueueFull.
+    """
+    ensure_can_work(user)
+    validate_lang(lang)
+    text = validate_text(text)
+    if not _prompt_queue_has_room(lang):
+        raise PromptQueueFull(
+            f"The prompts waiting for review in {lang!r} are at their limit; try again later."
+        )
+    prompt = trees.create_tree(author=user, text=text, lang=lang)
+    counts_changed(lang)
+    return prompt
 
 
 # --- Submitting ----------------------------------------------------------------------------
@@ -466,3 +492,87 @@ def expire_tasks() -> int:
             _free_slot(task)
             expired += 1
     return expired
+
+
+# --- The served model's replies ------------------------------------------------------------
+#
+# The model fills assistant-reply slots as a volunteer does: it leases the slot (under the
+# tree lock, re-checking that the slot is open, so no tree limit is overshot), writes while
+# the lease holds, and its reply is added only if the lease is still its own. A lease that
+# runs out frees the slot like an expired task; the reply that comes too late is dropped.
+
+
+@dataclass(frozen=True)
+class ModelLease:
+    slot_id: UUID
+    tree_id: UUID
+    lease_id: UUID
+    until: Any
+
+
+def open_model_reply_slots(*, lang: str) -> list[tuple[UUID, UUID]]:
+    """(slot id, tree id) of the assistant-reply slots the model may fill now, shuffled."""
+    with connection.cursor() as cursor:
+        cursor.execute(slots.MODEL_CANDIDATES_SQL, {"lang": lang})
+        return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+@transaction.atomic
+def lease_slot_for_model(*, slot_id: UUID, tree_id: UUID, seconds: float) -> ModelLease | None:
+    """Lease one reply slot to the model; None if it is no longer open or free."""
+    lease = ModelLease(
+        slot_id=slot_id,
+        tree_id=tree_id,
+        lease_id=uuid4(),
+        until=timezone.now() + timedelta(seconds=seconds),
+    )
+    lang = MessageTree.objects.filter(pk=tree_id).values_list("lang", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute(slots.LOCK_TREE_SQL, [tree_id])
+        params = {"lang": lang, "lease": lease.lease_id, "until": lease.until, "message": slot_id}
+        cursor.execute(slots.MODEL_CLAIM_SQL, params)
+        if cursor.fetchone() is None:
+            return None
+    counts_changed(lang or "")
+    return lease
+
+
+@transaction.atomic
+def submit_model_reply(*, lease: ModelLease, text: str, model_name: str) -> Message | None:
+    """Add the model's reply under the leased slot, or None (and the slot freed) when the
+    lease ran out, the tree moved on, or the text breaks the text rules."""
+    tree = trees.lock_tree(lease.tree_id)
+    slot = Message.objects.select_for_update(no_key=True).filter(pk=lease.slot_id).first()
+    holds = (
+        slot is not None
+        and slot.lease_task_id == lease.lease_id
+        and slot.lease_until is not None
+        and slot.lease_until > timezone.now()
+    )
+    text = text.strip()[: settings.CHORUS_MAX_TEXT_LENGTH]
+    if not holds or slot is None or tree.state != State.GROWING or slot.deleted:
+        _release_model_lease(tree, lease)
+        return None
+    try:
+        text = validate_text(text)
+    except InvalidInput:
+        _release_model_lease(tree, lease)
+        return None
+    message = trees.add_reply(
+        tree=tree, parent=slot, author=None, text=text, model_name=model_name or "unknown"
+    )
+    counts_changed(tree.lang)
+    return message
+
+
+@transaction.atomic
+def release_model_lease(*, lease: ModelLease) -> None:
+    """Give the slot back (the model could not write)."""
+    _release_model_lease(trees.lock_tree(lease.tree_id), lease)
+
+
+def _release_model_lease(tree: MessageTree, lease: ModelLease) -> None:
+    trees.release_lease(slot_id=lease.slot_id, task_id=lease.lease_id)
+    # A reply that will not come may have been all the tree was waiting for.
+    trees.advance_tree(tree)
+    counts_changed(tree.lang)

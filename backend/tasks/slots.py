@@ -143,3 +143,31 @@ FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
 WHERE {OPEN_SQL}
 GROUP BY 1
 """
+
+# The served model's reply slots: open, free assistant-reply slots (as a volunteer would get
+# them) under prompts that have no model reply yet, so the model never answers one message
+# twice and its replies are ranked against people's.
+_MODEL_SLOT_SQL = f"""
+{OPEN_SQL} AND {FREE_SQL} AND {KIND_SQL} = 'assistant_reply'
+AND NOT EXISTS (
+  SELECT 1 FROM trees_message c WHERE c.parent_id = m.id AND c.synthetic AND NOT c.deleted
+)
+"""
+
+MODEL_CANDIDATES_SQL = f"""
+SELECT m.id, m.tree_id
+FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+WHERE {_MODEL_SLOT_SQL}
+ORDER BY random()
+"""
+
+# Run with the tree locked (LOCK_TREE_SQL), as a volunteer's reply claim: the lease has no
+# task row, only its id on the slot, and ends at `until` like any lease.
+MODEL_CLAIM_SQL = f"""
+UPDATE trees_message SET lease_task_id = %(lease)s, lease_until = %(until)s
+WHERE id = %(message)s AND (lease_until IS NULL OR lease_until < now()) AND id IN (
+  SELECT m.id FROM trees_message m JOIN trees_messagetree t ON t.id = m.tree_id
+  WHERE m.id = %(message)s AND {_MODEL_SLOT_SQL}
+)
+RETURNING id
+"""

@@ -71,8 +71,16 @@ def create_tree(*, author: User, text: str, lang: str) -> Message:
     )
 
 
-def add_reply(*, tree: MessageTree, parent: Message, author: User, text: str) -> Message:
-    """A reply under `parent`; the caller holds the tree lock and `parent`'s lease."""
+def add_reply(
+    *,
+    tree: MessageTree,
+    parent: Message,
+    author: User | None,
+    text: str,
+    model_name: str | None = None,
+) -> Message:
+    """A reply under `parent`; the caller holds the tree lock and `parent`'s lease. A reply
+    with a `model_name` (and no author) is the served model's: `synthetic`."""
     message = Message.objects.create(
         tree=tree,
         parent=parent,
@@ -82,6 +90,8 @@ def add_reply(*, tree: MessageTree, parent: Message, author: User, text: str) ->
         author=author,
         depth=parent.depth + 1,
         created_at=timezone.now(),
+        synthetic=model_name is not None,
+        model_name=model_name,
     )
     Message.objects.filter(pk=parent.pk).update(
         children_count=F("children_count") + 1, lease_task_id=None, lease_until=None
