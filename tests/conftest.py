@@ -51,3 +51,14 @@ def redis_url() -> str:
     if not url:
         pytest.skip("REDIS_URL is not set: no Redis server to test against")
     return url
+
+
+def run_async(function, *args):  # type: ignore[no-untyped-def]
+    """Run an async test scenario to completion from synchronous test code, in a thread of
+    its own: a Playwright browser (sync API) may hold the test thread's event loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import async_to_sync
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(async_to_sync(function), *args).result()

@@ -4,7 +4,6 @@ and up-voted turns proposed as prompts, against a real (tiny) inference server."
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -12,6 +11,7 @@ from backend.accounts.services import create_user
 from backend.asgi import application
 from backend.assistant import services
 from backend.assistant.models import Chat, ChatMessage
+from tests.conftest import run_async
 from tests.inference import MODEL_ID
 
 QUESTION = "How do I keep basil alive on a windowsill?"
@@ -55,7 +55,7 @@ def a_chat(username: str = "ada") -> Chat:
 @pytest.mark.django_db(transaction=True)
 def test_the_reply_streams_in_several_pieces_before_it_is_saved_whole(inference) -> None:
     chat = a_chat()
-    events = async_to_sync(converse)(chat, session_cookie(chat.owner), QUESTION)
+    events = run_async(converse, chat, session_cookie(chat.owner), QUESTION)
 
     kinds = [event["type"] for event in events]
     assert kinds[0] == "message"
@@ -80,8 +80,8 @@ def test_the_model_reads_the_whole_conversation_on_the_second_turn(inference) ->
 
     chat = a_chat()
     cookie = session_cookie(chat.owner)
-    async_to_sync(converse)(chat, cookie, QUESTION)
-    events = async_to_sync(converse)(chat, cookie, "And in winter?")
+    run_async(converse, chat, cookie, QUESTION)
+    events = run_async(converse, chat, cookie, "And in winter?")
     assert events[-1]["type"] == "done"
     roles = [turn.role for turn in chat_turns(chat)]
     assert roles == ["user", "assistant", "user", "assistant"]
@@ -90,7 +90,7 @@ def test_the_model_reads_the_whole_conversation_on_the_second_turn(inference) ->
 @pytest.mark.django_db(transaction=True)
 def test_a_server_that_is_down_gives_a_clear_error_and_keeps_the_message(inference_down) -> None:
     chat = a_chat()
-    events = async_to_sync(converse)(chat, session_cookie(chat.owner), QUESTION)
+    events = run_async(converse, chat, session_cookie(chat.owner), QUESTION)
 
     assert [e["type"] for e in events] == ["message", "error"]
     assert events[-1]["code"] == "inference_unavailable"
@@ -103,7 +103,7 @@ def test_a_server_that_is_down_gives_a_clear_error_and_keeps_the_message(inferen
 @pytest.mark.django_db(transaction=True)
 def test_a_server_that_stalls_is_reported_as_slow(inference_stalled) -> None:
     chat = a_chat()
-    events = async_to_sync(converse)(chat, session_cookie(chat.owner), QUESTION)
+    events = run_async(converse, chat, session_cookie(chat.owner), QUESTION)
 
     assert events[-1]["type"] == "error"
     assert events[-1]["code"] == "inference_timeout"
@@ -115,7 +115,7 @@ def test_a_server_that_stalls_is_reported_as_slow(inference_stalled) -> None:
 def test_the_socket_says_so_when_the_assistant_is_switched_off(settings) -> None:
     settings.INFERENCE_URL = ""
     chat = a_chat()
-    events = async_to_sync(converse)(chat, session_cookie(chat.owner), QUESTION)
+    events = run_async(converse, chat, session_cookie(chat.owner), QUESTION)
     assert [(e["type"], e.get("code")) for e in events] == [("error", "inference_off")]
     assert not ChatMessage.objects.exists()
 
@@ -138,7 +138,7 @@ def test_a_stopped_reply_keeps_what_came_so_far(inference, settings) -> None:
         await socket.disconnect()
         return events
 
-    events = async_to_sync(scenario)()
+    events = run_async(scenario)
     assert events[-1]["type"] == "cancelled"
     reply = ChatMessage.objects.get(chat=chat, role="assistant")
     assert reply.finish_reason == "cancelled"
@@ -157,7 +157,7 @@ def test_only_the_owner_may_open_a_chats_socket(inference) -> None:
         )
         return await foreign.connect(), await anonymous.connect()
 
-    (connected, code), (anonymous_connected, anonymous_code) = async_to_sync(scenario)()
+    (connected, code), (anonymous_connected, anonymous_code) = run_async(scenario)
     assert (connected, code) == (False, 4403)
     assert (anonymous_connected, anonymous_code) == (False, 4401)
 
@@ -165,7 +165,7 @@ def test_only_the_owner_may_open_a_chats_socket(inference) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_an_empty_message_is_refused_on_the_socket_and_nothing_is_saved(inference) -> None:
     chat = a_chat()
-    events = async_to_sync(converse)(chat, session_cookie(chat.owner), "   ")
+    events = run_async(converse, chat, session_cookie(chat.owner), "   ")
     assert [(e["type"], e.get("code")) for e in events] == [("error", "invalid_input")]
     assert not ChatMessage.objects.exists()
 
@@ -186,6 +186,6 @@ def test_garbage_on_the_socket_gets_an_error_and_the_chat_goes_on(inference) -> 
         await socket.disconnect()
         return answers
 
-    answers = async_to_sync(scenario)()
+    answers = run_async(scenario)
     assert [(a["type"], a.get("code")) for a in answers[:2]] == [("error", "invalid_input")] * 2
     assert answers[2]["type"] == "message"

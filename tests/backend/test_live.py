@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -16,6 +15,7 @@ from backend.asgi import application
 from backend.moderation.services import report_message
 from backend.tasks import services as tasks
 from backend.trees.models import Message
+from tests.conftest import run_async
 from tests.frontend.scenario import QUICK_TREES, build_open_work
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -51,7 +51,7 @@ def socket(path: str, cookie: str) -> WebsocketCommunicator:
 
 
 def run(coroutine_function):  # type: ignore[no-untyped-def]
-    return async_to_sync(coroutine_function)()
+    return run_async(coroutine_function)
 
 
 def test_moderators_see_new_reports_arrive(layer) -> None:  # type: ignore[no-untyped-def]
