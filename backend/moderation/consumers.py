@@ -36,7 +36,7 @@ class ModerationFeedConsumer(AsyncJsonWebsocketConsumer):
     def _queue_item(self, message_id: str, kind: str) -> dict[str, Any]:
         from backend.moderation.selectors import report_queue
 
-        item = next((i for i in report_queue(limit=500) if str(i.message.id) == message_id), None)
+        item = next(iter(report_queue(message_id=message_id)), None)
         html = (
             render_to_string("frontend/moderation/queue_item.html", {"item": item})
             if item is not None
