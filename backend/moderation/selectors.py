@@ -68,6 +68,10 @@ def report_queue(*, limit: int = 50, message_id: UUID | str | None = None) -> li
     return list(items.values())
 
 
+def open_report_count() -> int:
+    return Report.objects.filter(resolved_at=None).count()
+
+
 @dataclass(frozen=True)
 class SearchFilters:
     q: str = ""

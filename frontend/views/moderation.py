@@ -41,13 +41,21 @@ def moderator_page(view: View) -> View:
     return cast(View, login_required(wrapped))
 
 
+def _render(
+    request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
+    """A moderator page, with the number of open reports its menu shows."""
+    context = {**context, "open_reports": selectors.open_report_count()}
+    return render(request, template, context, status=status)
+
+
 def _moderator(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
 @moderator_page
 def queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "frontend/moderation/queue.html", {"items": selectors.report_queue()})
+    return _render(request, "frontend/moderation/queue.html", {"items": selectors.report_queue()})
 
 
 @moderator_page
@@ -76,7 +84,7 @@ def _message_page(
             name: request.POST.get(name) == "on" if kind is bool else request.POST.get(name, "")
             for name, (kind, _low, _high) in services.TREE_SETTINGS.items()
         }
-    return render(
+    return _render(
         request,
         "frontend/moderation/message.html",
         {
@@ -238,7 +246,7 @@ def user_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     if person is None:
         raise Http404
     recent = Message.objects.filter(author=person).select_related("tree").order_by("-created_at")
-    return render(
+    return _render(
         request,
         "frontend/moderation/user.html",
         {
@@ -285,7 +293,7 @@ def search(request: HttpRequest) -> HttpResponse:
         if results is not None
         else None
     )
-    return render(
+    return _render(
         request,
         "frontend/moderation/search.html",
         {"filters": filters, "errors": errors, "page": page, "query": request.GET.urlencode()},
@@ -303,7 +311,7 @@ def audit(request: HttpRequest) -> HttpResponse:
     except InvalidInput:
         entries = AuditEntry.objects.none()
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
+    return _render(
         request,
         "frontend/moderation/audit.html",
         {"page": page, "actions": Action.choices, "params": request.GET},
