@@ -104,6 +104,7 @@ def test_the_queue_shows_reported_messages_most_reported_first(mod, root, author
     assert "rita says spam" in page
     assert "rob says spam" in page
     assert "Already judged" not in page
+    assert '<span class="badge" data-open-reports>3</span>' in page  # the menu's count
 
 
 def test_the_queue_costs_the_same_few_queries_for_many_reports(
