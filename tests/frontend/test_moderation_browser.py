@@ -95,7 +95,15 @@ def test_a_report_arrives_live_and_an_edit_sends_the_message_back_to_review(
     # The moderator opens it and edits the text, saying why.
     card.get_by_role("link", name="Open").click()
     expect(mod).to_have_url(re.compile(f"/moderation/messages/{answer.id}/$"))
+    # A blank reason (spaces pass the browser's `required`) is refused in the form, and the
+    # edited text is kept for the second try.
     mod.fill("#edit-text", EDITED)
+    mod.fill("#edit-reason", "   ")
+    mod.get_by_role("button", name="Save the edit").click()
+    expect(mod.locator(".errors")).to_contain_text("reason")
+    expect(mod.locator("#edit-text")).to_have_value(EDITED)
+    assert not MessageRevision.objects.exists()
+    camera.shoot(mod, "edit-refused")
     mod.fill("#edit-reason", "Clearer watering advice")
     mod.get_by_role("button", name="Save the edit").click()
     expect(mod.locator(".messages")).to_contain_text("The message was edited")
