@@ -35,6 +35,22 @@ class User(AbstractUser):
     # Authors that came with an imported dataset rather than signing up.
     is_imported = models.BooleanField(default=False)
 
+    class Meta(AbstractUser.Meta):
+        indexes = [
+            # The few people a leaderboard leaves out though they have points (see
+            # community.selectors.standing): found without reading every user. Imported
+            # authors are not among them: they never earn points.
+            models.Index(
+                fields=["id"],
+                condition=(
+                    models.Q(show_on_leaderboard=False)
+                    | models.Q(is_active=False)
+                    | models.Q(is_banned=True)
+                ),
+                name="user_unlisted",
+            ),
+        ]
+
     @property
     def is_moderator(self) -> bool:
         return self.role in (Role.MODERATOR, Role.ADMIN)

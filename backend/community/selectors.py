@@ -22,7 +22,9 @@ BOARD_SIZE = 50
 MAX_BOARD_SIZE = 200
 
 # Who may appear on a board: people who chose to, and neither banned, imported nor gone.
-_LISTED_SQL = "u.show_on_leaderboard AND u.is_active AND NOT u.is_banned AND NOT u.is_imported"
+# The others, as the partial index user_unlisted has them (imported authors never have
+# points, so they need no discounting).
+_UNLISTED_SQL = "(NOT u.show_on_leaderboard OR NOT u.is_active OR u.is_banned)"
 _LISTED = {
     "user__show_on_leaderboard": True,
     "user__is_active": True,
@@ -116,25 +118,35 @@ class Standing:
 
 
 def standing(user: User, which: Board) -> Standing:
-    """The user's points, breakdown and rank on a board, in one query."""
+    """The user's points, breakdown and rank on a board, in one query.
+
+    The rank and the number of volunteers are counts over the whole board: they come from
+    the board's index alone (an index-only scan, no join), and the few people left off the
+    board though they have points are then taken away, found through their own partial
+    index (accounts' user_unlisted). Joining every total to its user instead cost 150 ms on
+    a board of 100,000 volunteers."""
     kinds = [f"{kind.value}_points" for kind in Kind]
+    bucket = "t.period = %(period)s AND t.lang = %(lang)s AND t.start = %(start)s"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH mine AS (
-                SELECT points, tasks, {", ".join(kinds)} FROM community_pointtotal
-                WHERE user_id = %(user)s AND period = %(period)s AND lang = %(lang)s
-                  AND start = %(start)s
-            ), listed AS (
-                SELECT t.points FROM community_pointtotal t
-                JOIN {User._meta.db_table} u ON u.id = t.user_id
-                WHERE t.period = %(period)s AND t.lang = %(lang)s AND t.start = %(start)s
-                  AND t.points > 0 AND {_LISTED_SQL}
+                SELECT points, tasks, {", ".join(kinds)} FROM community_pointtotal t
+                WHERE t.user_id = %(user)s AND {bucket}
+            ), board AS (
+                SELECT count(*) AS everyone,
+                       count(*) FILTER (WHERE t.points > (SELECT points FROM mine)) AS ahead
+                FROM community_pointtotal t
+                WHERE {bucket} AND t.points > 0
+            ), unlisted AS (
+                SELECT count(*) AS everyone,
+                       count(*) FILTER (WHERE t.points > (SELECT points FROM mine)) AS ahead
+                FROM {User._meta.db_table} u
+                JOIN community_pointtotal t ON t.user_id = u.id AND {bucket}
+                WHERE {_UNLISTED_SQL} AND t.points > 0
             )
-            SELECT mine.*,
-                (SELECT count(*) FROM listed WHERE listed.points > mine.points),
-                (SELECT count(*) FROM listed)
-            FROM (SELECT 1) AS one LEFT JOIN mine ON true
+            SELECT mine.*, board.ahead - unlisted.ahead, board.everyone - unlisted.everyone
+            FROM (SELECT 1) AS one LEFT JOIN mine ON true CROSS JOIN board CROSS JOIN unlisted
             """,  # noqa: S608 (built from constants; values go in as parameters)
             {
                 "user": user.pk,

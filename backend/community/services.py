@@ -73,13 +73,16 @@ ORDER BY 1, 2, 3, 4
 ON CONFLICT (user_id, period, lang, start) DO UPDATE SET
 {", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in TOTAL_COLUMNS)}
 """
+# Imported authors never earn points (they did no work here): the rule every award source
+# follows, kept here too, as the leaderboards count on it (community.selectors.standing).
 _NEW_AWARDS_SQL = """
 new AS (
     INSERT INTO community_pointaward (user_id, lang, kind, points, source_id, awarded_at)
-    SELECT * FROM unnest(
+    SELECT a.* FROM unnest(
         %(users)s::uuid[], %(langs)s::varchar[], %(kinds)s::varchar[],
         %(points)s::smallint[], %(sources)s::uuid[], %(ats)s::timestamptz[]
-    )
+    ) AS a(user_id, lang, kind, points, source_id, awarded_at)
+    JOIN accounts_user u ON u.id = a.user_id AND NOT u.is_imported
     ON CONFLICT (kind, source_id) DO NOTHING
     RETURNING user_id, lang, kind, points, awarded_at
 )

@@ -34,7 +34,7 @@ class ReportView(APIView):
         operation_id="report_message",
         summary="Report a message to the moderators.",
         request=Input,
-        responses={201: Output, **errors(400, 404, 409)},
+        responses={201: Output, **errors(400, 403, 404, 409)},
     )
     def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         serializer = self.Input(data=request.data)

@@ -9,7 +9,6 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
 from backend.core.live import MODERATION_GROUP, remember_serving_loop
-from backend.moderation.models import Report
 
 
 class ModerationFeedConsumer(AsyncJsonWebsocketConsumer):
@@ -34,9 +33,9 @@ class ModerationFeedConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _queue_item(self, message_id: str, kind: str) -> dict[str, Any]:
-        from backend.moderation.selectors import report_queue
+        from backend.moderation.selectors import open_report_count, report_queue
 
-        item = next((i for i in report_queue(limit=500) if str(i.message.id) == message_id), None)
+        item = next(iter(report_queue(message_id=message_id)), None)
         html = (
             render_to_string("frontend/moderation/queue_item.html", {"item": item})
             if item is not None
@@ -46,5 +45,5 @@ class ModerationFeedConsumer(AsyncJsonWebsocketConsumer):
             "type": kind,
             "message_id": message_id,
             "html": html,
-            "open_reports": Report.objects.filter(resolved_at=None).count(),
+            "open_reports": open_report_count(),
         }

@@ -24,12 +24,22 @@ class QueueItem:
     conversation: list[Message] = field(default_factory=list)
 
 
-def report_queue(*, limit: int = 50) -> list[QueueItem]:
+def report_queue(*, limit: int = 50, message_id: UUID | str | None = None) -> list[QueueItem]:
     """Messages with open reports, most reported first, then the most recent; each with
-    its reports and the conversation above it. Three queries whatever the length."""
+    its reports and the conversation above it. Three queries whatever the length. With
+    `message_id`, that message's item alone (none if it has no open report)."""
+    open_reports = Report.objects.filter(resolved_at=None)
+    if message_id is not None:
+        open_reports = open_reports.filter(message_id=message_id)
+    # Not filter(reports__resolved_at=None): across a reverse relation that also matches
+    # messages with no report at all (the outer join's NULL).
+    is_open = Q(reports__resolved_at=None)
     heads = list(
-        Message.objects.filter(reports__resolved_at=None)
-        .annotate(open_reports=Count("reports"), last_report=Max("reports__created_at"))
+        Message.objects.filter(pk__in=open_reports.values("message_id"))
+        .annotate(
+            open_reports=Count("reports", filter=is_open),
+            last_report=Max("reports__created_at", filter=is_open),
+        )
         .select_related("author", "tree")
         .order_by("-open_reports", "-last_report")[:limit]
     )
@@ -56,6 +66,10 @@ def report_queue(*, limit: int = 50) -> list[QueueItem]:
     for message in ancestors:
         items[getattr(message, "leaf")].conversation.append(message)  # noqa: B009 - raw column
     return list(items.values())
+
+
+def open_report_count() -> int:
+    return Report.objects.filter(resolved_at=None).count()
 
 
 @dataclass(frozen=True)

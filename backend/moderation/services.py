@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from backend.accounts.models import Role, User
 from backend.core import live
-from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
 from backend.moderation.models import Action, AuditEntry, Report, ReportReason
 from backend.tasks.models import LABEL_TYPES, RANK_TYPES, Task, TaskStatus
 from backend.trees import corrections, rules
@@ -19,7 +19,10 @@ from backend.trees.rules import State
 
 
 def report_message(*, message: Message, reporter: User, reason: str, text: str = "") -> Report:
-    """Put a message in front of the moderators. One open report per person and message."""
+    """Put a message in front of the moderators. One open report per person and message.
+    A banned account may not report: it could flood the moderators' queue."""
+    if reporter.is_banned:
+        raise UserBanned("This account is banned from contributing.")
     if reason not in ReportReason.values:
         raise InvalidInput(
             "Say why you report it.",

@@ -136,7 +136,7 @@ class ReactionsView(APIView):
         operation_id="add_reaction",
         summary="React to a message with an emoji (once per emoji).",
         request=Input,
-        responses={201: Output, **errors(400, 404)},
+        responses={201: Output, **errors(400, 403, 404)},
     )
     def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         serializer = self.Input(data=request.data)
@@ -153,7 +153,7 @@ class ReactionDeleteView(APIView):
     @extend_schema(
         operation_id="remove_reaction",
         summary="Take your emoji back.",
-        responses={200: ReactionsView.Output, **errors(400, 404)},
+        responses={200: ReactionsView.Output, **errors(400, 403, 404)},
     )
     def delete(self, request: AuthenticatedRequest, message_id: UUID, emoji: str) -> Response:
         message = selectors.access_message(user=request.user, message_id=message_id)

@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
 from backend.trees import consensus, rules
 from backend.trees.models import (
     Emoji,
@@ -342,7 +342,10 @@ def resume_tree(*, tree_id: UUID, moderator: User) -> MessageTree:
 
 @transaction.atomic
 def react(*, message: Message, user: User, emoji: str, on: bool = True) -> dict[str, int]:
-    """Add (or with on=False remove) the user's emoji; returns the message's new counts."""
+    """Add (or with on=False remove) the user's emoji; returns the message's new counts.
+    A banned account may do neither: its reactions stay as the ban found them."""
+    if user.is_banned:
+        raise UserBanned("This account is banned from contributing.")
     if emoji not in Emoji.values:
         raise InvalidInput(
             f"Unknown emoji {emoji!r}.", fields={"emoji": [f"One of: {', '.join(Emoji.values)}."]}

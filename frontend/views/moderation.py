@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from django.contrib import messages
@@ -13,7 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -41,23 +42,50 @@ def moderator_page(view: View) -> View:
     return cast(View, login_required(wrapped))
 
 
+def _render(
+    request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
+    """A moderator page, with the number of open reports its menu shows."""
+    context = {**context, "open_reports": selectors.open_report_count()}
+    return render(request, template, context, status=status)
+
+
 def _moderator(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
 @moderator_page
 def queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "frontend/moderation/queue.html", {"items": selectors.report_queue()})
+    return _render(request, "frontend/moderation/queue.html", {"items": selectors.report_queue()})
 
 
 @moderator_page
 def message_page(request: HttpRequest, message_id: UUID) -> HttpResponse:
+    return _message_page(request, message_id)
+
+
+def _message_page(
+    request: HttpRequest,
+    message_id: UUID,
+    *,
+    failed: str = "",
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The message page; after refused input, with the errors next to the `failed` form and
+    what the moderator typed kept in it (an edited text is not lost to a missing reason)."""
     message = selectors.message_for_moderator(message_id)
     if message is None:
         raise Http404
     chain = conversation(message.pk)
     replies = list(Message.objects.filter(parent=message).order_by("created_at"))
-    return render(
+    tree_settings = {name: getattr(message.tree, name) for name in services.TREE_SETTINGS}
+    if failed == "settings":
+        tree_settings = {
+            name: request.POST.get(name) == "on" if kind is bool else request.POST.get(name, "")
+            for name, (kind, _low, _high) in services.TREE_SETTINGS.items()
+        }
+    return _render(
         request,
         "frontend/moderation/message.html",
         {
@@ -68,20 +96,38 @@ def message_page(request: HttpRequest, message_id: UUID) -> HttpResponse:
             "reports": message.reports.filter(resolved_at=None).select_related("reporter"),
             "revisions": message.revisions.all(),
             "history": AuditEntry.objects.filter(target_id=str(message.pk)).order_by("-id"),
-            "tree_settings": {name: getattr(message.tree, name) for name in services.TREE_SETTINGS},
+            "tree_settings": tree_settings,
+            "failed": failed,
+            "errors": errors or {},
+            "posted": request.POST if failed else {},
         },
+        status=status,
     )
 
 
-def _act(request: HttpRequest, back: str, action: Callable[[], object], done: str) -> HttpResponse:
-    """Run one moderator service; its refusal becomes a message on the page."""
+def _act(
+    request: HttpRequest,
+    back: str,
+    action: Callable[[], object],
+    done: str,
+    *,
+    form: tuple[UUID, str] | None = None,
+) -> HttpResponse:
+    """Run one moderator service; its refusal becomes a message on the page. With `form`
+    (a message id and the name of one of its page's forms), refused input is shown in that
+    form instead, on the message page, with what was typed; nothing is changed."""
     try:
         action()
+    except InvalidInput as error:
+        if form is not None:
+            message_id, name = form
+            return _message_page(
+                request, message_id, failed=name, errors=error.fields or {}, status=400
+            )
+        detail = " ".join(f"{k}: {' '.join(v)}" for k, v in (error.fields or {}).items())
+        messages.error(request, f"{error_text(error)} {detail}".strip())
     except ChorusError as error:
-        detail = ""
-        if isinstance(error, InvalidInput) and error.fields:
-            detail = " " + " ".join(f"{k}: {' '.join(v)}" for k, v in error.fields.items())
-        messages.error(request, error_text(error) + detail)
+        messages.error(request, error_text(error))
     else:
         messages.success(request, done)
     return redirect(back)
@@ -104,6 +150,7 @@ def message_action(request: HttpRequest, message_id: UUID, action: str) -> HttpR
                 reason=reason,
             ),
             _("The message was edited; the old text is kept as a revision."),
+            form=(message_id, "edit"),
         )
     if action == "delete":
         return _act(
@@ -113,6 +160,7 @@ def message_action(request: HttpRequest, message_id: UUID, action: str) -> HttpR
                 moderator=moderator, message_id=message_id, reason=reason
             ),
             _("The message and the replies below it were deleted."),
+            form=(message_id, "delete"),
         )
     if action == "undelete":
         return _act(
@@ -122,6 +170,7 @@ def message_action(request: HttpRequest, message_id: UUID, action: str) -> HttpR
                 moderator=moderator, message_id=message_id, reason=reason
             ),
             _("The message and the replies below it were restored."),
+            form=(message_id, "delete"),
         )
     if action == "resolve":
         return _act(
@@ -131,6 +180,7 @@ def message_action(request: HttpRequest, message_id: UUID, action: str) -> HttpR
                 moderator=moderator, message_id=message_id, note=reason
             ),
             _("The reports were closed."),
+            form=(message_id, "resolve"),
         )
     raise Http404
 
@@ -141,12 +191,15 @@ def tree_action(request: HttpRequest, tree_id: UUID, action: str) -> HttpRespons
     moderator = _moderator(request)
     reason = request.POST.get("reason", "")
     back = safe_next(request, reverse("tree", args=[tree_id]))
+    # Sent from a message's page: refused input is shown there, in the form.
+    shown_on = _message_page_of(back)
     if action == "halt":
         return _act(
             request,
             back,
             lambda: services.halt_tree(moderator=moderator, tree_id=tree_id, reason=reason),
             _("The tree was halted."),
+            form=(shown_on, "tree") if shown_on else None,
         )
     if action == "resume":
         return _act(
@@ -154,6 +207,7 @@ def tree_action(request: HttpRequest, tree_id: UUID, action: str) -> HttpRespons
             back,
             lambda: services.resume_tree(moderator=moderator, tree_id=tree_id, reason=reason),
             _("The tree was resumed."),
+            form=(shown_on, "tree") if shown_on else None,
         )
     if action == "settings":
         changes: dict[str, Any] = {}
@@ -173,8 +227,18 @@ def tree_action(request: HttpRequest, tree_id: UUID, action: str) -> HttpRespons
                 moderator=moderator, tree_id=tree_id, changes=changes, reason=reason
             ),
             _("The tree's settings were changed."),
+            form=(shown_on, "settings") if shown_on else None,
         )
     raise Http404
+
+
+def _message_page_of(path: str) -> UUID | None:
+    """The message whose moderator page `path` is, if it is one."""
+    try:
+        match = resolve(urlsplit(path).path)
+    except Resolver404:
+        return None
+    return match.kwargs["message_id"] if match.url_name == "moderation_message" else None
 
 
 @moderator_page
@@ -183,7 +247,7 @@ def user_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     if person is None:
         raise Http404
     recent = Message.objects.filter(author=person).select_related("tree").order_by("-created_at")
-    return render(
+    return _render(
         request,
         "frontend/moderation/user.html",
         {
@@ -230,7 +294,7 @@ def search(request: HttpRequest) -> HttpResponse:
         if results is not None
         else None
     )
-    return render(
+    return _render(
         request,
         "frontend/moderation/search.html",
         {"filters": filters, "errors": errors, "page": page, "query": request.GET.urlencode()},
@@ -248,7 +312,7 @@ def audit(request: HttpRequest) -> HttpResponse:
     except InvalidInput:
         entries = AuditEntry.objects.none()
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
+    return _render(
         request,
         "frontend/moderation/audit.html",
         {"page": page, "actions": Action.choices, "params": request.GET},

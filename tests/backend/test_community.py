@@ -290,6 +290,33 @@ def test_hidden_banned_imported_and_deleted_people_are_left_off_but_see_their_ow
 
 
 @pytest.mark.django_db
+def test_an_imported_author_earns_no_points_even_when_an_award_names_them():
+    imported = person(username="imported", is_imported=True)
+    assert give(imported, 10, datetime.now(UTC)) == 0
+    assert not PointAward.objects.exists()
+    assert not PointTotal.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_rank_counts_only_listed_volunteers_ahead_on_a_big_board():
+    now = datetime.now(UTC)
+    people = [person(username=f"p{i}", display_name="") for i in range(30)]
+    for value, one in enumerate(people, start=1):
+        give(one, value, now)
+    # The five best leave the board in five ways; the one in the middle keeps their place.
+    people[29].show_on_leaderboard = False
+    people[28].is_banned = True
+    people[27].is_active = False
+    for one in people[27:]:
+        one.save()
+    which = selectors.board(Period.WEEK)
+    middle = selectors.standing(people[14], which)
+    assert (middle.points, middle.rank, middle.volunteers) == (15, 13, 27)
+    top = selectors.standing(people[29], which)  # hidden: where they would stand
+    assert (top.rank, top.volunteers, top.is_listed) == (1, 28, False)
+
+
+@pytest.mark.django_db
 def test_an_award_is_given_once_however_often_it_is_stored():
     ann = person()
     award = Award(ann.pk, "en", Kind.ACCEPTED, 3, uuid4(), datetime.now(UTC))

@@ -9,6 +9,10 @@ if (queue) {
     const holder = document.createElement("div");
     holder.innerHTML = event.html; // rendered by the server from the page's own template
     const card = holder.firstElementChild;
+    // The server renders the card outside a request, without this page's CSRF token.
+    for (const input of card.querySelectorAll('input[name="csrfmiddlewaretoken"]')) {
+      input.value = queue.dataset.csrf;
+    }
     queue.querySelector(`[data-message="${event.message_id}"]`)?.remove();
     queue.querySelector("[data-empty]")?.remove();
     card.classList.add("arrived");
