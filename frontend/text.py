@@ -212,4 +212,29 @@ ERROR_MESSAGES = {
     "not_found": _("That does not exist, or you may not see it."),
     "not_your_task": _("That does not exist, or you may not see it."),
     "no_task_available": _("There is no task of this kind for you right now."),
+    "duplicate_prompt": _("A prompt like this one exists already; please write a different one."),
+}
+
+
+# Personal data kinds found by auto-moderation (backend/moderation/pii.py).
+PII_KINDS = {
+    "email": _("email address"),
+    "phone": _("phone number"),
+    "street_address": _("street address"),
+    "iban": _("IBAN"),
+    "credit_card": _("credit card number"),
+    "ip_address": _("IP address"),
+}
+
+# What auto-moderation says in the reports it files.
+AUTO_REPORT = {
+    "pii": _("found personal data ({kinds}); the message stays until a moderator decides"),
+    "auto_hide": _(
+        "hidden automatically after {count} volunteers objected; restore it if that was wrong"
+    ),
+    "auto_halt": _(
+        "its tree was halted automatically after {count} volunteers objected; "
+        "resume it if that was wrong"
+    ),
+    "auto_flag": _("{count} volunteers objected; nothing was changed"),
 }

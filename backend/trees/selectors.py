@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 
 from backend.accounts.models import User
 from backend.core.errors import NotFound
+from backend.trees import fingerprint
 from backend.trees.models import Message, MessageTree
 from backend.trees.rules import State, TreeFacts
 
@@ -146,3 +147,34 @@ def access_message(*, user: User, message_id: UUID) -> Message:
     ):
         raise NotFound("No such message.")
     return message
+
+
+# Candidates verified per new prompt, those sharing the most band keys first: a genuine
+# near-duplicate shares several, an unrelated prompt rarely more than one.
+DUPLICATE_CANDIDATES = 10
+
+# Live first prompts in a language sharing a band key with the new text, most shared
+# first: an index scan of promptkey_lookup per key, then each match's row by primary key.
+# Prompts deleted or rejected in review do not count: writing them better is welcome.
+_DUPLICATE_CANDIDATES_SQL = """
+SELECT m.id, m.tree_id, m.text, m.lang, count(*) AS shared
+FROM trees_promptkey k JOIN trees_message m ON m.id = k.message_id
+WHERE k.key = ANY(%(keys)s) AND m.lang = %(lang)s AND m.parent_id IS NULL
+  AND NOT m.deleted AND m.review_result IS DISTINCT FROM false
+GROUP BY m.id
+ORDER BY shared DESC, m.created_at
+LIMIT %(limit)s
+"""
+
+
+def duplicate_candidates(*, text: str, lang: str) -> list[Message]:
+    keys = fingerprint.band_keys(text, lang=lang)
+    params = {"keys": keys, "lang": lang, "limit": DUPLICATE_CANDIDATES}
+    return list(Message.objects.raw(_DUPLICATE_CANDIDATES_SQL, params))
+
+
+def find_duplicate_prompt(*, text: str, lang: str) -> Message | None:
+    """A live first prompt in `lang` that `text` nearly duplicates, or None: one indexed
+    query, then the rule in `fingerprint.is_near_duplicate` on its few candidates."""
+    candidates = duplicate_candidates(text=text, lang=lang)
+    return next((m for m in candidates if fingerprint.is_near_duplicate(text, m.text)), None)
