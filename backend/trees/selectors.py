@@ -154,15 +154,24 @@ def access_message(*, user: User, message_id: UUID) -> Message:
 DUPLICATE_CANDIDATES = 10
 
 # Live first prompts in a language sharing a band key with the new text, most shared
-# first: an index scan of promptkey_lookup per key, then each match's row by primary key.
-# Prompts deleted or rejected in review do not count: writing them better is welcome.
+# first. The keys are counted per prompt from the promptkey_lookup index alone, then each
+# prompt found is read by primary key: the work grows with the prompts that share a key,
+# never with the table (LIMIT 1 keeps the planner from turning the per-prompt lookups into
+# a hash join over every message). Prompts deleted or rejected in review do not count:
+# writing them better is welcome.
 _DUPLICATE_CANDIDATES_SQL = """
-SELECT m.id, m.tree_id, m.text, m.lang, count(*) AS shared
-FROM trees_promptkey k JOIN trees_message m ON m.id = k.message_id
-WHERE k.key = ANY(%(keys)s) AND m.lang = %(lang)s AND m.parent_id IS NULL
-  AND NOT m.deleted AND m.review_result IS DISTINCT FROM false
-GROUP BY m.id
-ORDER BY shared DESC, m.created_at
+SELECT m.id, m.tree_id, m.text, m.lang, k.shared
+FROM (
+  SELECT message_id, count(*) AS shared FROM trees_promptkey
+  WHERE key = ANY(%(keys)s) GROUP BY message_id
+) k
+CROSS JOIN LATERAL (
+  SELECT id, tree_id, text, lang, created_at FROM trees_message
+  WHERE id = k.message_id AND lang = %(lang)s AND parent_id IS NULL
+    AND NOT deleted AND review_result IS DISTINCT FROM false
+  LIMIT 1
+) m
+ORDER BY k.shared DESC, m.created_at
 LIMIT %(limit)s
 """
 
