@@ -285,3 +285,34 @@ def test_volunteers_cannot_file_auto_moderation_reasons(growing) -> None:  # typ
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_checks_at_the_same_moment_act_only_once(settings) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from django.db import connection
+
+    root = trees.create_tree(author=person("ann"), text="Is this fine?", lang="en")
+    settings.CHORUS_AUTOMOD_RED_FLAGS = 0  # the reports' own checks stay out of the way
+    for n in range(3):
+        moderation.report_message(message=root, reporter=person(f"v{n}"), reason="spam")
+    settings.CHORUS_AUTOMOD_RED_FLAGS = 3
+    barrier = threading.Barrier(2)
+    outcomes: list[str | None] = []
+
+    def check() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(automod.check_message(message_id=root.pk, trigger="red_flags"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=check) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes, key=str) == [None, "auto_hide"]
+    assert AuditEntry.objects.filter(action=Action.AUTO_HIDE).count() == 1
+    assert Report.objects.filter(message=root, reporter=None).count() == 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backend.accounts.services import create_user
 from backend.tasks.models import Task, TaskStatus
@@ -204,3 +206,19 @@ def test_the_lookup_is_one_query_and_finds_the_duplicate_among_thousands() -> No
     assert found is not None
     assert found.text == texts[1234]
     assert len(queries) == 2
+
+
+@given(
+    text=st.sampled_from([pair[0] for pair in NEAR_DUPLICATES + DIFFERENT]),
+    flips=st.lists(st.booleans(), min_size=80, max_size=80),
+    tail=st.sampled_from(["", "?", "!!", " ...", " ?!"]),
+)
+def test_case_spacing_and_punctuation_never_make_a_prompt_new(
+    text: str, flips: list[bool], tail: str
+) -> None:
+    variant = "".join(
+        c.upper() if flip else c.lower() for c, flip in zip(text, flips, strict=False)
+    )
+    variant = "  " + variant.replace(" ", "   ").replace(",", " , ") + tail
+    assert fingerprint.is_near_duplicate(variant, text)
+    assert fingerprint.band_keys(variant, lang="en") == fingerprint.band_keys(text, lang="en")
