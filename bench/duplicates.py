@@ -133,7 +133,7 @@ def _measure(stored: list[str], rng: random.Random, nouns: list[str], probes: in
     with connection.cursor() as cursor:
         cursor.execute(
             "EXPLAIN ANALYZE " + _DUPLICATE_CANDIDATES_SQL,
-            {"keys": keys, "lang": "en", "limit": 10},
+            {"keys": keys, "lang": "en", "limit": 10, "read_at_most": 200},
         )
         plan = [row[0] for row in cursor.fetchall()]
     print("  plan:\n    " + "\n    ".join(plan), flush=True)

@@ -152,18 +152,21 @@ def access_message(*, user: User, message_id: UUID) -> Message:
 # Candidates verified per new prompt, those sharing the most band keys first: a genuine
 # near-duplicate shares several, an unrelated prompt rarely more than one.
 DUPLICATE_CANDIDATES = 10
+READ_AT_MOST = 200
 
 # Live first prompts in a language sharing a band key with the new text, most shared
-# first. The keys are counted per prompt from the promptkey_lookup index alone, then each
-# prompt found is read by primary key: the work grows with the prompts that share a key,
-# never with the table (LIMIT 1 keeps the planner from turning the per-prompt lookups into
-# a hash join over every message). Prompts deleted or rejected in review do not count:
-# writing them better is welcome.
+# first. The matching keys are found through the promptkey_lookup index and counted per
+# prompt, then the
+# READ_AT_MOST prompts sharing the most are read by primary key: the work grows with the
+# key matches (cheap index entries), never with the table, and the row reads are capped
+# (LIMIT 1 keeps the planner from turning them into a hash join over every message).
+# Prompts deleted or rejected in review do not count: writing them better is welcome.
 _DUPLICATE_CANDIDATES_SQL = """
 SELECT m.id, m.tree_id, m.text, m.lang, k.shared
 FROM (
   SELECT message_id, count(*) AS shared FROM trees_promptkey
   WHERE key = ANY(%(keys)s) GROUP BY message_id
+  ORDER BY shared DESC LIMIT %(read_at_most)s
 ) k
 CROSS JOIN LATERAL (
   SELECT id, tree_id, text, lang, created_at FROM trees_message
@@ -178,7 +181,12 @@ LIMIT %(limit)s
 
 def duplicate_candidates(*, text: str, lang: str) -> list[Message]:
     keys = fingerprint.band_keys(text, lang=lang)
-    params = {"keys": keys, "lang": lang, "limit": DUPLICATE_CANDIDATES}
+    params = {
+        "keys": keys,
+        "lang": lang,
+        "limit": DUPLICATE_CANDIDATES,
+        "read_at_most": READ_AT_MOST,
+    }
     return list(Message.objects.raw(_DUPLICATE_CANDIDATES_SQL, params))
 
 
