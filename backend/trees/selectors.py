@@ -156,10 +156,10 @@ READ_AT_MOST = 200
 
 # Live first prompts in a language sharing a band key with the new text, most shared
 # first. The matching keys are found through the promptkey_lookup index and counted per
-# prompt, then the
-# READ_AT_MOST prompts sharing the most are read by primary key: the work grows with the
-# key matches (cheap index entries), never with the table, and the row reads are capped
-# (LIMIT 1 keeps the planner from turning them into a hash join over every message).
+# prompt, then the READ_AT_MOST prompts sharing the most are read by primary key: the
+# work grows with the key matches (small rows), never with the table, and the row reads
+# are capped (LIMIT 1 keeps the planner from turning them into a hash join over every
+# message).
 # Prompts deleted or rejected in review do not count: writing them better is welcome.
 _DUPLICATE_CANDIDATES_SQL = """
 SELECT m.id, m.tree_id, m.text, m.lang, k.shared
