@@ -311,6 +311,21 @@ EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Chorus <chorus@localhost>")
 
+# Automatic moderation (README "Automatic moderation"). A message that this many people
+# red-flag (open report, review flagging spam/pii/not_appropriate/hate_speech/sexual_content,
+# or a red-flag reaction), or that this many skip as inappropriate or in the wrong language,
+# is acted on: "hide" deletes it with its replies, "halt" halts its tree; 0 switches a
+# trigger off. Either way it lands in the moderators' report queue.
+CHORUS_AUTOMOD_RED_FLAGS = env.int("CHORUS_AUTOMOD_RED_FLAGS", default=3)
+CHORUS_AUTOMOD_SKIPS = env.int("CHORUS_AUTOMOD_SKIPS", default=5)
+CHORUS_AUTOMOD_ACTION = env.str("CHORUS_AUTOMOD_ACTION", default="hide")
+if CHORUS_AUTOMOD_ACTION not in ("hide", "halt"):
+    raise ValueError(f"CHORUS_AUTOMOD_ACTION must be hide or halt, not {CHORUS_AUTOMOD_ACTION!r}")
+# Flag submitted texts with personal data (emails, phone numbers, ...) for review.
+CHORUS_AUTOMOD_PII = env.bool("CHORUS_AUTOMOD_PII", default=True)
+# Refuse a first prompt that nearly repeats a live one in its language.
+CHORUS_REJECT_DUPLICATE_PROMPTS = env.bool("CHORUS_REJECT_DUPLICATE_PROMPTS", default=True)
+
 # Rank tasks show a badge on model-written replies only when this is on: blind ranking
 # (the default) keeps volunteers from favouring or punishing the model for being one.
 CHORUS_REVEAL_SYNTHETIC = env.bool("CHORUS_REVEAL_SYNTHETIC", default=False)

@@ -222,4 +222,29 @@ ERROR_MESSAGES = {
     "prompt_queue_full": _(
         "Too many prompts are waiting for review in this language; try again later."
     ),
+    "duplicate_prompt": _("A prompt like this one exists already; please write a different one."),
+}
+
+
+# Personal data kinds found by auto-moderation (backend/moderation/pii.py).
+PII_KINDS = {
+    "email": _("email address"),
+    "phone": _("phone number"),
+    "street_address": _("street address"),
+    "iban": _("IBAN"),
+    "credit_card": _("credit card number"),
+    "ip_address": _("IP address"),
+}
+
+# What auto-moderation says in the reports it files.
+AUTO_REPORT = {
+    "pii": _("found personal data ({kinds}); the message stays until a moderator decides"),
+    "auto_hide": _(
+        "hidden automatically after {count} volunteers objected; restore it if that was wrong"
+    ),
+    "auto_halt": _(
+        "its tree was halted automatically after {count} volunteers objected; "
+        "resume it if that was wrong"
+    ),
+    "auto_flag": _("{count} volunteers objected; nothing was changed"),
 }

@@ -27,7 +27,11 @@ _MEANING = {
     401: "Not authenticated.",
     403: "Not allowed (e.g. banned, someone else's task).",
     404: "Not found, or not visible to you; for task requests, no task available (`reasons`).",
-    409: "Conflict: the task expired, was done already, or its tree moved on or was halted.",
+    409: (
+        "Conflict: the task expired, was done already, or its tree moved on or was halted; "
+        "`duplicate_prompt`: a live prompt is nearly the same (`duplicate_of` has its "
+        "`message_id` and `tree_id`)."
+    ),
     429: "Rate limited: retry after the Retry-After header's seconds.",
     503: "The assistant is switched off (`inference_off`) or its server is down "
     "(`inference_unavailable`).",

@@ -244,9 +244,12 @@ def _grow_volunteer_trees(crowd: Crowd) -> None:
 
     # halted_by_moderator: the prompt names a real-looking person and address; it passes
     # review (personal data is flagged but is no reason to reject), and a moderator halts the
-    # tree to look at it.
+    # tree to look at it. Two reviewers flag the personal data: a third red flag would have
+    # auto-moderation hide the prompt (CHORUS_AUTOMOD_RED_FLAGS) before the moderator acts.
     parking = crowd.prompt("ben", PARKING_PROMPT, lang="en")
-    crowd.review_fully(parking, ("chloe", "dieter", "mia"), pii=1.0, quality=0.5)
+    crowd.review("chloe", parking, pii=1.0, quality=0.5)
+    crowd.review("dieter", parking, pii=1.0, quality=0.5)
+    crowd.review("mia", parking, quality=0.5)
     crowd.ensure_growing(parking)
     note = crowd.reply("chloe", parking, PARKING_NOTE)
     crowd.review_fully(note, ("dieter", "mia", "ben", "admin"), quality=0.75)

@@ -82,6 +82,13 @@ class PromptQueueFull(Conflict):
     code = "prompt_queue_full"
 
 
+class DuplicatePrompt(Conflict):
+    """A new first prompt nearly repeats a live one; `duplicate_of` names it
+    ({"message_id", "tree_id"}). Nothing is stored and the task stays open."""
+
+    code = "duplicate_prompt"
+
+
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 

@@ -13,14 +13,14 @@ from backend.accounts.models import User
 from backend.core.api_schema import errors
 from backend.core.http import AuthenticatedRequest
 from backend.moderation import figures, selectors, services
-from backend.moderation.models import Action, ReportReason
+from backend.moderation.models import VOLUNTEER_REASONS, Action
 from backend.trees.rules import State
 from backend.trees.selectors import access_message
 
 
 class ReportView(APIView):
     class Input(serializers.Serializer):
-        reason = serializers.ChoiceField(choices=ReportReason.choices)
+        reason = serializers.ChoiceField(choices=[(r.value, r.label) for r in VOLUNTEER_REASONS])
         text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
     class Output(serializers.Serializer):
@@ -234,7 +234,9 @@ class ReportQueueView(APIView):
                         {
                             "reason": r.reason,
                             "text": r.text,
-                            "reporter": r.reporter.username,
+                            # None: filed by auto-moderation, with its findings in details.
+                            "reporter": r.reporter.username if r.reporter else None,
+                            "details": r.details,
                             "created_at": r.created_at,
                         }
                         for r in item.reports

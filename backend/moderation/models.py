@@ -11,17 +11,39 @@ class ReportReason(models.TextChoices):
     WRONG_LANGUAGE = "wrong_language", "Wrong language"
     INCORRECT = "incorrect", "Factually wrong or harmful advice"
     OTHER = "other", "Other"
+    # Only auto-moderation files these.
+    RED_FLAGS = "red_flags", "Red flags from several volunteers"
+    SKIPS = "skips", "Skipped by several volunteers"
+
+
+# The reasons a person may give; the others are auto-moderation's.
+VOLUNTEER_REASONS = [
+    ReportReason.SPAM,
+    ReportReason.OFFENSIVE,
+    ReportReason.PERSONAL_DATA,
+    ReportReason.WRONG_LANGUAGE,
+    ReportReason.INCORRECT,
+    ReportReason.OTHER,
+]
 
 
 class Report(models.Model):
-    """A volunteer's report of a message, waiting for a moderator."""
+    """A report of a message, waiting for a moderator: a volunteer's, or auto-moderation's
+    (no reporter) when it flagged personal data or acted on red flags or skips."""
 
     message = models.ForeignKey("trees.Message", on_delete=models.CASCADE, related_name="reports")
     reporter = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reports"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="reports",
     )
     reason = models.CharField(max_length=32, choices=ReportReason.choices)
     text = models.CharField(max_length=2000, blank=True)
+    # Auto-moderation's findings, e.g. {"pii": ["email", "phone"]} (kinds, never values) or
+    # {"action": "auto_hide", "red_flags": 3}.
+    details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(

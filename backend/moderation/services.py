@@ -10,7 +10,7 @@ from django.utils import timezone
 from backend.accounts.models import Role, User
 from backend.core import live
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
-from backend.moderation.models import Action, AuditEntry, Report, ReportReason
+from backend.moderation.models import VOLUNTEER_REASONS, Action, AuditEntry, Report
 from backend.tasks.models import LABEL_TYPES, RANK_TYPES, Task, TaskStatus
 from backend.trees import corrections, rules
 from backend.trees import services as trees
@@ -23,10 +23,10 @@ def report_message(*, message: Message, reporter: User, reason: str, text: str =
     A banned account may not report: it could flood the moderators' queue."""
     if reporter.is_banned:
         raise UserBanned("This account is banned from contributing.")
-    if reason not in ReportReason.values:
+    if reason not in VOLUNTEER_REASONS:
         raise InvalidInput(
             "Say why you report it.",
-            fields={"reason": [f"One of: {', '.join(ReportReason.values)}."]},
+            fields={"reason": [f"One of: {', '.join(VOLUNTEER_REASONS)}."]},
         )
     try:
         with transaction.atomic():
@@ -36,6 +36,9 @@ def report_message(*, message: Message, reporter: User, reason: str, text: str =
     except IntegrityError:
         raise Conflict("You reported this message already; a moderator will look at it.") from None
     live.broadcast(live.MODERATION_GROUP, {"type": "report.created", "message_id": str(message.pk)})
+    from backend.moderation.automod import Trigger, enqueue_check  # automod uses this module
+
+    enqueue_check(message.pk, Trigger.RED_FLAGS)  # every report is a red flag
     return report
 
 
@@ -89,7 +92,7 @@ def audit(
     )
 
 
-def _locked_message(message_id: UUID) -> tuple[MessageTree, Message]:
+def locked_message(message_id: UUID) -> tuple[MessageTree, Message]:
     """Tree lock first, then the message (the engine's lock order)."""
     tree_id = Message.objects.filter(pk=message_id).values_list("tree_id", flat=True).first()
     if tree_id is None:
@@ -108,7 +111,7 @@ def edit_message(*, moderator: User, message_id: UUID, text: str, reason: str) -
     from backend.tasks.services import validate_text
 
     text = validate_text(text)
-    tree, message = _locked_message(message_id)
+    tree, message = locked_message(message_id)
     if text == message.text:
         raise InvalidInput("The text is unchanged.", fields={"text": ["Unchanged."]})
     MessageRevision.objects.create(
@@ -132,13 +135,20 @@ def edit_message(*, moderator: User, message_id: UUID, text: str, reason: str) -
 
 @transaction.atomic
 def delete_message(
-    *, moderator: User | None, message_id: UUID, reason: str, action: str = Action.MESSAGE_DELETE
+    *,
+    moderator: User | None,
+    message_id: UUID,
+    reason: str,
+    action: str = Action.MESSAGE_DELETE,
+    details: dict[str, Any] | None = None,
 ) -> Message:
-    """Hide a message and everything below it. Deleting a first prompt halts its tree."""
+    """Hide a message and everything below it. Deleting a first prompt halts its tree.
+    Without a moderator it is auto-moderation's act (`action` says which, `details` go
+    into the audit entry)."""
     if moderator is not None:
         ensure_moderator(moderator)
     reason = _reason(reason)
-    tree, message = _locked_message(message_id)
+    tree, message = locked_message(message_id)
     if message.deleted:
         raise Conflict("The message is deleted already.")
     changed = corrections.set_deleted(message=message, deleted=True)
@@ -152,7 +162,7 @@ def delete_message(
         trees.advance_tree(tree)
     audit(
         actor=moderator, action=action, target=message, reason=reason,
-        tree_id=tree.pk, messages=len(changed),
+        tree_id=tree.pk, messages=len(changed), **(details or {}),
     )  # fmt: skip
     message.refresh_from_db()
     return message
@@ -163,7 +173,7 @@ def undelete_message(*, moderator: User, message_id: UUID, reason: str) -> Messa
     """Restore a deleted message with everything below it, if its place is still free."""
     ensure_moderator(moderator)
     reason = _reason(reason)
-    tree, message = _locked_message(message_id)
+    tree, message = locked_message(message_id)
     if not message.deleted:
         raise Conflict("The message is not deleted.")
     if message.parent_id is not None:

@@ -20,6 +20,7 @@ from backend.accounts.models import User
 from backend.community import services as community
 from backend.core import live
 from backend.core.errors import (
+    DuplicatePrompt,
     IdempotencyKeyReused,
     InvalidInput,
     NoTaskAvailable,
@@ -32,6 +33,7 @@ from backend.core.errors import (
     TreeMovedOn,
     UserBanned,
 )
+from backend.moderation import automod, pii
 from backend.tasks import slots
 from backend.tasks.models import (
     LABEL_TYPES,
@@ -43,6 +45,7 @@ from backend.tasks.models import (
     TaskType,
 )
 from backend.trees import labels
+from backend.trees import selectors as tree_selectors
 from backend.trees import services as trees
 from backend.trees.models import Message, MessageTree
 from backend.trees.rules import State
@@ -246,7 +249,7 @@ def submit_task(
     """Do the task's work. The same key again returns the first result (a safe retry).
 
     Raises NotFound, NotYourTask, TaskAlreadyDone, TaskExpired, TreeHalted, TreeMovedOn,
-    InvalidInput, IdempotencyKeyReused, UserBanned.
+    InvalidInput, DuplicatePrompt, IdempotencyKeyReused, UserBanned.
     """
     ensure_can_work(user)
     try:
@@ -279,7 +282,10 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     _validate_payload(task, payload)
 
     if task.type == TaskType.INITIAL_PROMPT:
-        result_id = trees.create_tree(author=user, text=payload["text"], lang=task.lang).id
+        _ensure_new_prompt(payload["text"], lang=task.lang)
+        prompt = trees.create_tree(author=user, text=payload["text"], lang=task.lang)
+        _flag_personal_data(prompt)
+        result_id = prompt.id
     else:
         _check_slot(task)
         assert task.tree is not None
@@ -315,6 +321,31 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     community.award_submission(task=task, decided=decided, along_with=mark_done)
     counts_changed(task.lang)
     return Submission(task=task, result_id=result_id)
+
+
+def _flag_personal_data(message: Message) -> None:
+    """The text is accepted; personal data in it puts it in front of a moderator (two
+    statements, only when some is found)."""
+    if not settings.CHORUS_AUTOMOD_PII:
+        return
+    kinds = pii.detect(message.text)
+    if kinds:
+        automod.flag_personal_data(message=message, kinds=[str(kind) for kind in kinds])
+
+
+def _ensure_new_prompt(text: str, *, lang: str) -> None:
+    """Refuse a prompt that nearly repeats a live one (raising rolls the submission back,
+    so the task stays open for a rewrite). Two near-identical prompts submitted in the
+    same instant may both pass: reviewers and moderators catch that rare pair."""
+    if not settings.CHORUS_REJECT_DUPLICATE_PROMPTS:
+        return
+    duplicate = tree_selectors.find_duplicate_prompt(text=text, lang=lang)
+    if duplicate is not None:
+        raise DuplicatePrompt(
+            "A prompt like this one exists already; write a different one.",
+            fields={"text": ["Nearly the same as an existing prompt."]},
+            duplicate_of={"message_id": str(duplicate.id), "tree_id": str(duplicate.tree_id)},
+        )
 
 
 def _lock_task(task_id: UUID) -> Task:
@@ -365,11 +396,15 @@ def _do_slot_work(
     family = _family(task.type)
     if family == "reply":
         # Growth cannot end with a new message pending review: no transition to check.
-        return trees.add_reply(tree=tree, parent=slot, author=user, text=payload["text"]).id
+        reply = trees.add_reply(tree=tree, parent=slot, author=user, text=payload["text"])
+        _flag_personal_data(reply)
+        return reply.id
     if family == "review":
         review, decided = trees.record_review(
             tree=tree, message=slot, user=user, values=payload["labels"], task_id=task.id
         )
+        if automod.is_red_flag_review(payload["labels"]):
+            automod.enqueue_check(slot.pk, automod.Trigger.RED_FLAGS)
         if decided:
             trees.advance_tree(tree)
         return review.id
@@ -457,6 +492,8 @@ def skip_task(*, task_id: UUID, user: User, reason: str, note: str = "") -> Task
     task.done_at = timezone.now()
     task.save(update_fields=["status", "skip_reason", "skip_note", "done_at"])
     _free_slot(task)
+    if task.slot_id is not None and task.type not in RANK_TYPES and automod.counts_as_skip(reason):
+        automod.enqueue_check(task.slot_id, automod.Trigger.SKIPS)
     counts_changed(task.lang)
     return task
 

@@ -16,8 +16,8 @@ from django.db import connection
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from backend.trees import rules
-from backend.trees.models import Message, MessageTree, Ranking, Reaction, Review
+from backend.trees import fingerprint, rules
+from backend.trees.models import Message, MessageTree, PromptKey, Ranking, Reaction, Review
 from backend.trees.rules import State
 
 SUBTREE_SQL = """
@@ -45,6 +45,13 @@ def edit_text(*, tree: MessageTree, message: Message, text: str) -> tuple[int, i
     and are asked for again (its verdict stands: ranking does not wait for reviews). A
     finished tree keeps everything. Returns (stale reviews, stale rankings)."""
     Message.objects.filter(pk=message.pk).update(text=text)
+    if message.parent_id is None:  # a first prompt: its near-duplicate keys follow the text
+        edited = Message(pk=message.pk, text=text, lang=message.lang)
+        PromptKey.objects.filter(message_id=message.pk).delete()
+        PromptKey.objects.bulk_create(
+            PromptKey(message_id=message.pk, key=key)
+            for key in fingerprint.band_keys(edited.text, lang=edited.lang)
+        )
     if tree.state in (State.INITIAL_PROMPT_REVIEW, State.GROWING):
         reviews = Review.objects.filter(message=message, is_stale=False).update(is_stale=True)
         recount_reviews(tree, [message.pk])

@@ -41,7 +41,7 @@ from backend.trees.oasst_format import (
     walk,
 )
 from backend.trees.rules import State
-from backend.trees.services import tree_limits
+from backend.trees.services import store_prompt_keys, tree_limits
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +166,7 @@ def _write_batch(trees: list[ParsedTree], report: ImportReport) -> None:
             with transaction.atomic():
                 MessageTree.objects.bulk_create([tree_row])
                 Message.objects.bulk_create(messages, batch_size=MESSAGE_BATCH_SIZE)
+                store_prompt_keys([m for m in messages if m.parent_id is None])
         except DatabaseError as exc:
             if MessageTree.objects.filter(id=tree.id).exists():  # a concurrent import won
                 report.trees_skipped += 1

@@ -106,6 +106,9 @@ class Message(models.Model):
     lease_task_id = models.UUIDField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
 
+    # When auto-moderation acted on this message (hid it or halted its tree): it acts once.
+    auto_moderated_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         indexes = [
             models.Index(fields=["tree", "parent"], name="message_tree_parent"),
@@ -123,6 +126,22 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:40]}"
+
+
+class PromptKey(models.Model):
+    """One LSH band key of a first prompt's text (trees/fingerprint.py): a new prompt finds
+    the prompts it may nearly repeat with one lookup of its keys in this index. A table of
+    its own rather than an array column, because a btree answers `key = ANY(...)` with a
+    plan that does not depend on the planner's guess of how common the keys are."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="prompt_keys")
+    key = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "message"], name="promptkey_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.message_id}"
 
 
 class StateChange(models.Model):

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 
 from backend.accounts.models import User
 from backend.core.errors import NotFound
+from backend.trees import fingerprint
 from backend.trees.models import Message, MessageTree
 from backend.trees.rules import State, TreeFacts
 
@@ -146,3 +147,51 @@ def access_message(*, user: User, message_id: UUID) -> Message:
     ):
         raise NotFound("No such message.")
     return message
+
+
+# Candidates verified per new prompt, those sharing the most band keys first: a genuine
+# near-duplicate shares several, an unrelated prompt rarely more than one.
+DUPLICATE_CANDIDATES = 10
+READ_AT_MOST = 200
+
+# Live first prompts in a language sharing a band key with the new text, most shared
+# first. The matching keys are found through the promptkey_lookup index and counted per
+# prompt, then the READ_AT_MOST prompts sharing the most are read by primary key: the
+# work grows with the key matches (small rows), never with the table, and the row reads
+# are capped (LIMIT 1 keeps the planner from turning them into a hash join over every
+# message).
+# Prompts deleted or rejected in review do not count: writing them better is welcome.
+_DUPLICATE_CANDIDATES_SQL = """
+SELECT m.id, m.tree_id, m.text, m.lang, k.shared
+FROM (
+  SELECT message_id, count(*) AS shared FROM trees_promptkey
+  WHERE key = ANY(%(keys)s) GROUP BY message_id
+  ORDER BY shared DESC LIMIT %(read_at_most)s
+) k
+CROSS JOIN LATERAL (
+  SELECT id, tree_id, text, lang, created_at FROM trees_message
+  WHERE id = k.message_id AND lang = %(lang)s AND parent_id IS NULL
+    AND NOT deleted AND review_result IS DISTINCT FROM false
+  LIMIT 1
+) m
+ORDER BY k.shared DESC, m.created_at
+LIMIT %(limit)s
+"""
+
+
+def duplicate_candidates(*, text: str, lang: str) -> list[Message]:
+    keys = fingerprint.band_keys(text, lang=lang)
+    params = {
+        "keys": keys,
+        "lang": lang,
+        "limit": DUPLICATE_CANDIDATES,
+        "read_at_most": READ_AT_MOST,
+    }
+    return list(Message.objects.raw(_DUPLICATE_CANDIDATES_SQL, params))
+
+
+def find_duplicate_prompt(*, text: str, lang: str) -> Message | None:
+    """A live first prompt in `lang` that `text` nearly duplicates, or None: one indexed
+    query, then the rule in `fingerprint.is_near_duplicate` on its few candidates."""
+    candidates = duplicate_candidates(text=text, lang=lang)
+    return next((m for m in candidates if fingerprint.is_near_duplicate(text, m.text)), None)

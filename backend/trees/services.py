@@ -16,17 +16,19 @@ from collections.abc import Mapping
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db.models import Exists, F, Model, OuterRef
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
-from backend.trees import consensus, rules
+from backend.trees import consensus, fingerprint, rules
 from backend.trees.models import (
     Emoji,
     Message,
     MessageTree,
+    PromptKey,
     Ranking,
     Reaction,
     Review,
@@ -63,12 +65,64 @@ def lock_tree(tree_id: UUID) -> MessageTree:
 def create_tree(*, author: User, text: str, lang: str) -> Message:
     """A new tree whose root prompt waits for review."""
     now = timezone.now()
-    tree = MessageTree.objects.create(
+    tree = MessageTree(
         state=State.INITIAL_PROMPT_REVIEW, lang=lang, state_changed_at=now, **tree_limits()
     )
-    return Message.objects.create(
+    prompt = Message(
         tree=tree, role="prompter", text=text, lang=lang, author=author, depth=0, created_at=now
     )
+    # The tree, its prompt and the prompt's near-duplicate keys in one statement: a
+    # submission of a prompt stays within its statement budget (test_query_counts).
+    inserts = [_insert_sql(tree), _insert_sql(prompt)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH t AS ({inserts[0][0]}), m AS ({inserts[1][0]})"
+            " INSERT INTO trees_promptkey (message_id, key) SELECT %s, unnest(%s::bigint[])",
+            [*inserts[0][1], *inserts[1][1], prompt.pk, fingerprint.band_keys(text, lang=lang)],
+        )
+    for row in (tree, prompt):
+        row._state.adding = False
+        row._state.db = DEFAULT_DB_ALIAS
+    return prompt
+
+
+def _insert_sql(row: Model) -> tuple[str, tuple]:
+    """The INSERT Django would run for a new row (defaults and value preparation included)."""
+    query = InsertQuery(type(row))
+    query.insert_values(list(row._meta.concrete_fields), [row])
+    [(sql, params)] = query.get_compiler(using=DEFAULT_DB_ALIAS).as_sql()
+    return sql, tuple(params)
+
+
+def store_prompt_keys(prompts: list[Message], *, replace: bool = False) -> int:
+    """Write the near-duplicate keys of first prompts (one INSERT for all of them)."""
+    if replace:
+        PromptKey.objects.filter(message__in=prompts).delete()
+    rows = [
+        PromptKey(message_id=prompt.pk, key=key)
+        for prompt in prompts
+        for key in fingerprint.band_keys(prompt.text, lang=prompt.lang)
+    ]
+    PromptKey.objects.bulk_create(rows)
+    return len(prompts)
+
+
+def fingerprint_prompts(*, only_missing: bool = True, batch_size: int = 500) -> int:
+    """Store the near-duplicate keys of first prompts written before they existed (or of
+    all, after a change of the scheme). Returns how many prompts were fingerprinted."""
+    roots = Message.objects.filter(parent__isnull=True).only("id", "text", "lang")
+    if only_missing:
+        roots = roots.exclude(Exists(PromptKey.objects.filter(message=OuterRef("pk"))))
+    written = 0
+    batch: list[Message] = []
+    for prompt in roots.iterator(batch_size):
+        batch.append(prompt)
+        if len(batch) == batch_size:
+            with transaction.atomic():
+                written += store_prompt_keys(batch, replace=not only_missing)
+            batch = []
+    with transaction.atomic():
+        return written + store_prompt_keys(batch, replace=not only_missing)
 
 
 def add_reply(
@@ -365,6 +419,12 @@ def react(*, message: Message, user: User, emoji: str, on: bool = True) -> dict[
             del counts[emoji]
         Message.objects.filter(pk=locked.pk).update(emojis=counts)
         locked.emojis = counts
+    if emoji == Emoji.RED_FLAG and delta > 0:
+        # A red-flag reaction counts towards auto-moderation (moderation depends on trees,
+        # hence the import here).
+        from backend.moderation.automod import Trigger, enqueue_check
+
+        enqueue_check(locked.pk, Trigger.RED_FLAGS)
     return locked.emojis
 
 

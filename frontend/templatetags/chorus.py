@@ -47,3 +47,16 @@ def get_item(mapping: dict, key: str) -> object:
 @register.filter
 def bound(form: forms.Form, name: str) -> forms.BoundField:
     return form[name]
+
+
+@register.filter
+def auto_report(report: object) -> str:
+    """What auto-moderation found or did, for a report it filed (no reporter)."""
+    details = getattr(report, "details", None) or {}
+    if details.get("pii"):
+        kinds = ", ".join(str(text.PII_KINDS.get(kind, kind)) for kind in details["pii"])
+        return str(text.AUTO_REPORT["pii"]).format(kinds=kinds)
+    if details.get("action"):
+        template_text = text.AUTO_REPORT.get(details["action"], text.AUTO_REPORT["auto_flag"])
+        return str(template_text).format(count=details.get("count", "?"))
+    return ""

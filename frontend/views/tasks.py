@@ -14,10 +14,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from backend.accounts.models import User
-from backend.core.errors import ChorusError, InvalidInput, NotFound, NotYourTask
+from backend.core.errors import ChorusError, DuplicatePrompt, InvalidInput, NotFound, NotYourTask
 from backend.tasks import selectors, services
 from backend.tasks.models import LABEL_TYPES, RANK_TYPES, TaskStatus, TaskType
 from backend.trees.rules import reply_role
+from backend.trees.selectors import access_message
 from frontend import text
 from frontend.access import error_text, volunteer_page
 from frontend.forms import LabelForm, SkipForm, WriteForm
@@ -83,14 +84,15 @@ def _page(
 
 def _submit(
     request: HttpRequest, context: selectors.TaskContext, payload: dict[str, Any]
-) -> HttpResponse | InvalidInput:
-    """Submit, then back to the dashboard; bad input is handed back to the form."""
+) -> HttpResponse | InvalidInput | DuplicatePrompt:
+    """Submit, then back to the dashboard; bad input and a duplicate prompt are handed back
+    to the form (the task stays open)."""
     key = (request.POST.get("key") or "")[:100] or None
     try:
         services.submit_task(
             task_id=context.task.id, user=cast(User, request.user), key=key, payload=payload
         )
-    except InvalidInput as error:
+    except (InvalidInput, DuplicatePrompt) as error:
         return error
     except ChorusError as error:
         messages.warning(request, error_text(error))
@@ -104,14 +106,19 @@ def _write(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse
     task = context.task
     form = WriteForm(request.POST or None)
     step = "edit"
+    duplicate: dict[str, str] | None = None
     if request.method == "POST" and form.is_valid():
         action = request.POST.get("action")
         if action == "submit":
             outcome = _submit(request, context, {"text": form.cleaned_data["text"]})
             if isinstance(outcome, HttpResponse):
                 return outcome
-            for message in outcome.fields.get("text", [outcome.message]):
-                form.add_error("text", message)
+            if isinstance(outcome, DuplicatePrompt):
+                duplicate = _duplicate_link(request, outcome)
+                form.add_error("text", _("A prompt like this one exists already."))
+            else:
+                for message in outcome.fields.get("text", [outcome.message]):
+                    form.add_error("text", message)
         elif action == "review":
             step = "review"
     role = (
@@ -130,9 +137,22 @@ def _write(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse
             "role": role,
             "preview": render_markdown(form.cleaned_data["text"]) if step == "review" else "",
             "max_length": settings.CHORUS_MAX_TEXT_LENGTH,
+            "duplicate": duplicate,
         },
-        status=400 if request.method == "POST" and form.errors else 200,
+        status=(409 if duplicate else 400) if request.method == "POST" and form.errors else 200,
     )
+
+
+def _duplicate_link(request: HttpRequest, error: DuplicatePrompt) -> dict[str, str]:
+    """Where the existing prompt can be read, if this volunteer may see it (a prompt still
+    in review is shown to its author and moderators only)."""
+    found = error.extra["duplicate_of"]
+    try:
+        access_message(user=cast(User, request.user), message_id=UUID(found["message_id"]))
+    except NotFound:
+        return {"url": ""}
+    url = reverse("tree", kwargs={"tree_id": found["tree_id"]})
+    return {"url": f"{url}#m-{found['message_id']}"}
 
 
 def _label(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse:

@@ -146,9 +146,11 @@ def test_a_review_that_decides_a_message_pays_its_author_and_the_reviewers_who_a
         assert reviewer.submit(task["id"], key=uuid4().hex, labels=labels).status_code == 201
         return task["message_id"]
 
+    # Two different prompts: the same one twice would be refused as a near-duplicate.
+    prompts = {alice: "How do tides work?", bob: "Why is the sea salty?"}
     for author, (first, second) in ((alice, (GOOD, GOOD)), (bob, (GOOD, SPAM))):
         task = author.request_task("initial_prompt").json()
-        author.submit(task["id"], key=uuid4().hex, text="How do tides work?")
+        author.submit(task["id"], key=uuid4().hex, text=prompts[author])
         review_next_prompt(carol if author is alice else dan, first)
         message_id = review_next_prompt(erin, second)
         message = Message.objects.get(pk=message_id)
