@@ -160,6 +160,7 @@ API: dict[str, tuple[Call, ...]] = {
     "chats": (get(SIGNED_IN), post(CONTRIBUTORS, {"title": "A new chat"})),
     "chat": (
         get(THE_VOLUNTEER),
+        get(frozenset({BANNED}), chat_id="banned_chat"),
         Call("patch", THE_VOLUNTEER, {"title": "Renamed", "excluded_from_training": True}),
         Call("delete", THE_VOLUNTEER),
     ),
