@@ -113,7 +113,12 @@ def reply_now(*, chat: Chat, user_message: ChatMessage) -> ChatMessage:
 
 
 def send_message(*, chat: Chat, user: User, text: str) -> tuple[ChatMessage, ChatMessage]:
-    """The user's message and the model's reply to it, without streaming."""
+    """The user's message and the model's reply to it, without streaming.
+
+    Raises UserBanned first (a banned user is told so, not that the model is off),
+    InvalidInput, then InferenceOff and the other inference errors.
+    """
+    tasks.ensure_can_work(user)
     tasks.validate_text(text)  # bad input is said first, whether or not the model is on
     if not inference.is_enabled():
         raise InferenceOff("The assistant is switched off on this site.")

@@ -261,3 +261,16 @@ def test_a_stalled_server_answers_504_and_the_message_is_kept(bob, inference_sta
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "inference_timeout"
     assert ChatMessage.objects.get(chat_id=chat_id).text == QUESTION
+
+
+def test_a_banned_owner_is_told_they_are_banned_even_with_the_assistant_off(  # type: ignore[no-untyped-def]
+    bob, settings
+) -> None:
+    chat, _question, _reply = answered_chat(bob.user)
+    bob.user.is_banned = True
+    bob.user.save(update_fields=["is_banned"])
+    settings.INFERENCE_URL = ""
+    response = bob.post(f"/api/v1/chats/{chat.id}/messages/", {"text": "Still here?"})
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "user_banned"
+    assert ChatMessage.objects.filter(chat=chat).count() == 2

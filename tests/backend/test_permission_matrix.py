@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -25,15 +26,37 @@ from rest_framework.test import APIClient
 
 from backend.accounts.models import ApiClient, Role, User
 from backend.accounts.services import create_api_client
+from backend.assistant import services as assistant
+from backend.assistant.models import Chat, ChatMessage, ChatReport, ChatRole
 from backend.community.models import PointAward
+from backend.exports.models import DatasetExport, ExportStatus
 from backend.moderation.models import AuditEntry, Report
 from backend.tasks.services import request_task
 from backend.trees.models import Message, MessageRevision, MessageTree, Reaction
 from backend.trees.rules import State
 from tests.backend.test_api_bad_input import snapshot as stored_domain
 from tests.factories import MessageFactory, TreeFactory, UserFactory
+from tests.inference import closed_port_url
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_model_and_no_hub(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """The assistant is switched off (INFERENCE_URL empty): an allowed chat message reaches
+    the 503 `inference_off` that comes after every permission check (the chat is looked up
+    as the caller's first), so the matrix tells who gets that far without a model. The
+    replies themselves are tested against a real tiny model in test_assistant_api.py.
+
+    A push to the Hub is configured (token, repo) but the Hub is an address where nothing
+    listens: an allowed push gets the publish error and records nothing."""
+    import huggingface_hub.constants
+
+    settings.INFERENCE_URL = ""
+    settings.HF_TOKEN = "hf_matrix"
+    settings.CHORUS_HF_DATASET_REPO = "chorus/matrix"
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", closed_port_url())
+
 
 # --- Roles ---------------------------------------------------------------------------------
 
@@ -74,6 +97,9 @@ class Call:
     args: dict[str, str] = field(default_factory=dict)
     # Whether an allowed call changes what is stored (checked, so the snapshot can fail).
     writes: bool | None = None
+    # The status an allowed call gets when it is not a success: it passed every permission
+    # check and stopped at something else (the assistant switched off).
+    answers: int | None = None
 
     @property
     def is_write(self) -> bool:
@@ -120,6 +146,36 @@ API: dict[str, tuple[Call, ...]] = {
     "report-queue": (get(STAFF),),
     "message-search": (get(STAFF),),
     "audit-log": (get(STAFF),),
+    "trollboard": (get(STAFF),),
+    "quality-figures": (get(STAFF),),
+    "statistics": (get(STAFF),),
+    "exports": (get(STAFF),),
+    "export": (get(STAFF),),
+    "export-download": (get(STAFF),),
+    "chat-report-queue": (get(STAFF),),
+    "chat-report-resolve": (post(STAFF, report_id="chat_report"),),
+    # The assistant: a chat is its owner's alone (the volunteer's, in person or through a
+    # client); anyone else, moderators included, gets 404. A banned user may read and list
+    # their own chats but neither start one nor write in one (chat_id="banned_chat").
+    "chats": (get(SIGNED_IN), post(CONTRIBUTORS, {"title": "A new chat"})),
+    "chat": (
+        get(THE_VOLUNTEER),
+        get(frozenset({BANNED}), chat_id="banned_chat"),
+        Call("patch", THE_VOLUNTEER, {"title": "Renamed", "excluded_from_training": True}),
+        Call("delete", THE_VOLUNTEER),
+    ),
+    "chat-messages": (
+        get(THE_VOLUNTEER),
+        # The owner gets as far as the switched-off model (see _no_model_and_no_hub).
+        Call("post", THE_VOLUNTEER, {"text": "Hello?"}, writes=False, answers=503),
+        post(NOBODY, {"text": "Hello?"}, chat_id="banned_chat"),
+    ),
+    "chat-message-vote": (post(THE_VOLUNTEER, {"vote": -1}, message_id="chat_reply"),),
+    "chat-message-report": (post(THE_VOLUNTEER, {"reason": "spam"}, message_id="chat_reply"),),
+    "chat-message-propose": (
+        post(THE_VOLUNTEER, message_id="chat_reply"),
+        post(NOBODY, chat_id="banned_chat", message_id="banned_reply"),
+    ),
 }
 
 # --- Pages ---------------------------------------------------------------------------------
@@ -189,6 +245,30 @@ PAGES: dict[str, tuple[Call, ...]] = {
     "schema": (get(EVERYONE),),
     "api-docs": (get(EVERYONE),),
     "admin:index": (get(frozenset({ADMIN})),),
+    # Moderators' figures and the exports. A push tries the (unreachable) Hub: the page
+    # says why it failed and nothing is recorded.
+    "moderation_trollboard": (get(STAFF),),
+    "moderation_quality": (get(STAFF),),
+    "moderation_statistics": (get(STAFF),),
+    "moderation_exports": (get(STAFF), post(STAFF, {"review": "any"})),
+    "moderation_export_download": (get(STAFF),),
+    "moderation_export_push": (Call("post", STAFF, writes=False),),
+    # The assistant's pages: the chat is the volunteer's (the only one with a session of
+    # theirs); without a model the sent message is refused with a notice, stored nowhere.
+    "chats": (get(PAGE_CONTRIBUTORS), post(PAGE_CONTRIBUTORS)),
+    "chat": (
+        get(frozenset({VOLUNTEER})),
+        Call("post", frozenset({VOLUNTEER}), {"text": "Hi"}, writes=False),
+    ),
+    "chat_exclude": (post(frozenset({VOLUNTEER}), {"excluded": "1"}),),
+    "chat_delete": (post(frozenset({VOLUNTEER})),),
+    "chat_vote": (post(frozenset({VOLUNTEER}), {"vote": "-1"}, message_id="chat_reply"),),
+    "chat_report": (
+        get(frozenset({VOLUNTEER}), message_id="chat_reply"),
+        post(frozenset({VOLUNTEER}), {"reason": "spam"}, message_id="chat_reply"),
+    ),
+    "chat_propose": (post(frozenset({VOLUNTEER}), message_id="chat_reply"),),
+    "chat_reports": (get(STAFF), post(STAFF, {"report": "{chat_report}"})),
 }
 # Pages that exist but are not called here, with the reason: each needs a state that only a
 # sign-in flow in progress has (a key sent by e-mail, a pending social login or code). They
@@ -280,7 +360,7 @@ def test_every_page_is_classified():
 class World:
     """Everyone, and one object of each kind a URL can name."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
         now = timezone.now()
 
         def person(name: str, **fields: Any) -> User:
@@ -321,6 +401,23 @@ class World:
         )
         self.task = request_task(user=self.users[VOLUNTEER], task_type="initial_prompt", lang="en")
 
+        # The volunteer's chat: a question and the model's reply, voted up (so it can be
+        # proposed); another's chat with a reported reply; a chat of the banned user.
+        self.chat, self.chat_question, self.chat_reply = chat_with_reply(self.users[VOLUNTEER])
+        _, _, reported = chat_with_reply(self.author)
+        self.chat_report = ChatReport.objects.create(
+            message=reported, reporter=self.author, reason="spam"
+        )
+        self.banned_chat, _, self.banned_reply = chat_with_reply(self.users[BANNED])
+
+        # A finished export with its version folder.
+        version = folder / "v1"
+        (version / "sft").mkdir(parents=True)
+        (version / "sft" / "train.jsonl").write_text('{"messages": []}\n')
+        self.export = DatasetExport.objects.create(
+            status=ExportStatus.DONE, version=1, seed=1, path=str(version), finished_at=now
+        )
+
     def target(self, which: str) -> str:
         if which.startswith("="):
             return which[1:]
@@ -333,6 +430,13 @@ class World:
                 "deleted_message": self.deleted_message.pk,
                 "user_id": self.target_user.pk,
                 "banned_user": self.banned_user.pk,
+                "chat_id": self.chat.pk,
+                "banned_chat": self.banned_chat.pk,
+                "banned_reply": self.banned_reply.pk,
+                "chat_reply": self.chat_reply.pk,
+                "chat_report": self.chat_report.pk,
+                "report_id": self.chat_report.pk,
+                "export_id": self.export.pk,
             }[which]
         )
 
@@ -369,6 +473,24 @@ class World:
         return user.username
 
 
+def chat_with_reply(owner: User) -> tuple[Chat, ChatMessage, ChatMessage]:
+    """A chat with a question and the model's reply, voted up (made as the services make
+    them, but without their checks: the banned user has one from before the ban)."""
+    chat = Chat.objects.create(owner=owner, title="Primes")
+    question = ChatMessage.objects.create(
+        chat=chat, role=ChatRole.USER, text="What is a prime number?"
+    )
+    reply = assistant.save_reply(
+        chat=chat,
+        reply_to=question,
+        text="A number with two divisors.",
+        model_name="m",
+        finish_reason="stop",
+    )
+    ChatMessage.objects.filter(pk=reply.pk).update(vote=1)
+    return chat, question, reply
+
+
 def stored() -> dict[str, Any]:
     """What a refused call could change, beyond the domain rows of test_api_bad_input."""
     return stored_domain() | {
@@ -381,6 +503,14 @@ def stored() -> dict[str, Any]:
         "people": sorted(User.objects.values_list("username", "role", "is_active", "is_banned")),
         "api_clients": sorted(ApiClient.objects.values_list("key_prefix", "revoked_at")),
         "points": PointAward.objects.count(),
+        "chats": sorted(Chat.objects.values_list("id", "title", "excluded_from_training")),
+        "chat_messages": sorted(
+            ChatMessage.objects.values_list("id", "text", "vote", "proposed_prompt_id")
+        ),
+        "chat_reports": sorted(ChatReport.objects.values_list("id", "message_id", "resolved_at")),
+        "exports": sorted(
+            DatasetExport.objects.values_list("id", "status", "pushed_repo", "pushed_at")
+        ),
     }
 
 
@@ -398,8 +528,8 @@ def matrix(table: dict[str, tuple[Call, ...]], roles: tuple[str, ...]) -> list[A
 
 
 @pytest.mark.parametrize(("name", "call", "role"), matrix(API, API_ROLES))
-def test_an_api_call_is_allowed_only_to_its_roles(name, call, role):
-    world = World()
+def test_an_api_call_is_allowed_only_to_its_roles(name, call, role, tmp_path):
+    world = World(tmp_path)
     path = world.path(api_routes()[name].route, call)
     client = world.api_client(role)
     before = stored()
@@ -410,7 +540,14 @@ def test_an_api_call_is_allowed_only_to_its_roles(name, call, role):
             call.method.upper(), path, json.dumps(call.body), "application/json"
         )
     after = stored()
-    if role in call.allowed:
+    if role in call.allowed and call.answers:
+        assert response.status_code == call.answers, (
+            response.status_code,
+            response.content[:600],
+        )
+        assert response.json()["error"]["code"]
+        assert after == before
+    elif role in call.allowed:
         assert 200 <= response.status_code < 300, (response.status_code, response.content[:600])
         if call.is_write:
             assert after != before, "an allowed write changed nothing"
@@ -434,12 +571,15 @@ def is_login_redirect(response: Any) -> bool:
 
 
 @pytest.mark.parametrize(("name", "call", "role"), matrix(PAGES, PAGE_ROLES))
-def test_a_page_is_allowed_only_to_its_roles(name, call, role):
-    world = World()
+def test_a_page_is_allowed_only_to_its_roles(name, call, role, tmp_path):
+    world = World(tmp_path)
     routes = page_routes() | {r.name: r for r in every_route() if r.name == name}
     path = world.path(routes[name].route, call)
     client = world.page_client(role)
-    body = {k: v.format(username=world.username(role)) for k, v in call.body.items()}
+    body = {
+        k: v.format(username=world.username(role), chat_report=world.chat_report.pk)
+        for k, v in call.body.items()
+    }
     before = stored()
     response = client.generic(
         call.method.upper(),
