@@ -33,6 +33,8 @@ from pathlib import Path
 
 import httpx
 
+# The same OpenMP setting as `python -m ml serve` (see ml/__main__.py), for both sides.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PROMPT = "Explain in a few sentences how a bicycle works."
@@ -73,7 +75,10 @@ def bench_generate(model_name: str, max_tokens: int, repeat: int) -> tuple[list[
             out = model.generate(ids, max_new_tokens=max_tokens, **greedy)  # (1, T + n)
             seconds = time.perf_counter() - started
             rounds.append(Round(1, out.shape[1] - ids.shape[1], seconds, [first]))
-    info = f"{device}, {torch.get_num_threads()} torch threads, {model.dtype}"
+    info = (
+        f"{device}, {torch.get_num_threads()} torch threads, {model.dtype}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+    )
     del model
     return rounds, info
 
@@ -161,14 +166,18 @@ def main() -> None:
     load_before = load()
 
     generated, device = bench_generate(args.model, args.max_tokens, args.repeat)
+    baseline = statistics.median(r.tokens_per_s for r in generated)
+    print(row("model.generate", generated, baseline), flush=True)  # as it goes; table below
     server = start_server(args.model, args.port)
+    served = {}
     try:
-        served = {n: bench_server(args.port, n, args.max_tokens, args.repeat) for n in args.streams}
+        for n in args.streams:
+            served[n] = bench_server(args.port, n, args.max_tokens, args.repeat)
+            print(row(f"server, {n} stream(s)", served[n], baseline), flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
 
-    baseline = statistics.median(r.tokens_per_s for r in generated)
     single = statistics.median(r.tokens_per_s for r in served[min(served)]) if served else None
     print(f"\nmodel {args.model} on {device}; prompt {PROMPT!r}, max_tokens {args.max_tokens}, ")
     print(f"greedy; medians of {args.repeat} rounds; load average before {load_before}")
