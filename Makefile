@@ -31,7 +31,7 @@ INFERENCE_TIMEOUT ?= 300
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/backend -k tree"`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv ml messages run lint typecheck test bench clean distclean
+.PHONY: help venv ml messages run lint typecheck test bench bench-ml clean distclean
 
 help:
 	@echo "make run        migrate, load demo data, serve http://$(HOST):$(PORT) (HOST, PORT, WORKERS);"
@@ -40,7 +40,7 @@ help:
 	@echo "make ml         install the [ml] extra (CPU torch, transformers, TRL, default model)"
 	@echo "make lint       ruff check, ruff format --check, mypy, makemigrations --check"
 	@echo "make typecheck  mypy on backend/, frontend/ and ml/"
-	@echo "make bench      benchmarks that print figures"
+	@echo "make bench      benchmarks that print figures (make bench-ml: the assistant's)"
 	@echo "make clean      remove var/ (local database!), test artifacts and caches"
 	@echo "make distclean  clean, and remove .venv"
 
@@ -146,6 +146,11 @@ test: $(INSTALLED_ML) $(MO_FILES) lint
 bench: $(INSTALLED)
 	$(BIN)/python bench/taskloop.py
 	$(BIN)/python bench/pages.py
+
+# The assistant: server tokens/s against model.generate, and SFT training tokens/s.
+bench-ml: $(INSTALLED_ML)
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/train.py
 
 # var/ holds the embedded PostgreSQL: refuse to delete it under a running server.
 clean:
