@@ -24,18 +24,23 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 UVICORN_ARGS = --host $(HOST) --port $(PORT)$(if $(filter-out 0 1,$(WORKERS)), --workers $(WORKERS))
+# The assistant's inference server that `make run` starts when the [ml] extra is installed.
+INFERENCE_PORT ?= 8001
+LOCAL_INFERENCE_URL := http://127.0.0.1:$(INFERENCE_PORT)
+INFERENCE_TIMEOUT ?= 300
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/backend -k tree"`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv ml messages run lint typecheck test bench clean distclean
+.PHONY: help venv ml messages run lint typecheck test bench bench-ml clean distclean
 
 help:
-	@echo "make run        migrate, load demo data, serve http://$(HOST):$(PORT) (HOST, PORT, WORKERS)"
+	@echo "make run        migrate, load demo data, serve http://$(HOST):$(PORT) (HOST, PORT, WORKERS);"
+	@echo "                with the [ml] extra also the assistant on port $(INFERENCE_PORT) (INFERENCE_PORT)"
 	@echo "make test       lint, then the whole test suite (PYTEST_ARGS=... to narrow it)"
 	@echo "make ml         install the [ml] extra (CPU torch, transformers, TRL, default model)"
 	@echo "make lint       ruff check, ruff format --check, mypy, makemigrations --check"
 	@echo "make typecheck  mypy on backend/, frontend/ and ml/"
-	@echo "make bench      benchmarks that print figures"
+	@echo "make bench      benchmarks that print figures (make bench-ml: the assistant's)"
 	@echo "make clean      remove var/ (local database!), test artifacts and caches"
 	@echo "make distclean  clean, and remove .venv"
 
@@ -71,14 +76,56 @@ messages: $(MO_FILES)
 %.mo: %.po $(INSTALLED)
 	$(BIN)/pybabel compile --statistics -i $< -o $@
 
+# With the [ml] extra (and no INFERENCE_URL set outside), `make run` also starts the
+# assistant's inference server (`python -m ml serve`, the default model) in the background,
+# waits for its /health, hands its address to the web process as INFERENCE_URL and stops it
+# when the web server stops (Ctrl-C). Without the extra the site runs as before, chat off.
 run: $(INSTALLED) $(MO_FILES)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo
-	@echo
-	@echo "Chorus is running at http://$(HOST):$(PORT)  (Ctrl-C stops it)"
-	@echo
-	exec $(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)
+	@if [ -n "$${INFERENCE_URL:-}" ]; then \
+	  echo; \
+	  echo "The assistant: INFERENCE_URL=$$INFERENCE_URL (set outside; no local server started)"; \
+	elif [ -f $(INSTALLED_ML) ] || $(BIN)/python -c 'import torch, transformers' 2>/dev/null; then \
+	  mkdir -p var; \
+	  echo; \
+	  echo "Starting the assistant: python -m ml serve --port $(INFERENCE_PORT) (log: var/inference.log)"; \
+	  $(BIN)/python -m ml serve --host 127.0.0.1 --port $(INFERENCE_PORT) >var/inference.log 2>&1 & \
+	  inference=$$!; \
+	  trap 'kill $$inference 2>/dev/null; wait $$inference 2>/dev/null' EXIT; \
+	  trap 'exit 130' INT TERM; \
+	  health=$(LOCAL_INFERENCE_URL)/health; started=$$SECONDS; next=0; \
+	  until $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+	      $$health 2>/dev/null; do \
+	    if ! kill -0 $$inference 2>/dev/null; then \
+	      echo "The inference server stopped (see var/inference.log); chat stays off:" >&2; \
+	      tail -n 5 var/inference.log >&2; inference=; break; \
+	    fi; \
+	    waited=$$((SECONDS - started)); \
+	    if [ $$waited -ge $(INFERENCE_TIMEOUT) ]; then \
+	      echo "No answer from $$health in $(INFERENCE_TIMEOUT) s: giving up, chat stays off." >&2; \
+	      kill $$inference; inference=; break; \
+	    fi; \
+	    if [ $$waited -ge $$next ]; then \
+	      echo "  waiting for $$health ($$waited s; the first start converts the model, ~30 s)"; \
+	      next=$$((next + 5)); \
+	    fi; \
+	    sleep 1; \
+	  done; \
+	  if [ -n "$$inference" ]; then \
+	    export INFERENCE_URL=$(LOCAL_INFERENCE_URL); \
+	    echo "The assistant answers at $(LOCAL_INFERENCE_URL)/v1"; \
+	  fi; \
+	else \
+	  echo; \
+	  echo "Chat with the assistant is off: \`make ml\` installs the [ml] extra, then \`make run\`."; \
+	fi; \
+	echo; \
+	echo "Chorus is running at http://$(HOST):$(PORT)  (Ctrl-C stops it)"; \
+	echo; \
+	echo "$(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)"; \
+	$(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -99,6 +146,11 @@ test: $(INSTALLED_ML) $(MO_FILES) lint
 bench: $(INSTALLED)
 	$(BIN)/python bench/taskloop.py
 	$(BIN)/python bench/pages.py
+
+# The assistant: server tokens/s against model.generate, and SFT training tokens/s.
+bench-ml: $(INSTALLED_ML)
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/train.py
 
 # var/ holds the embedded PostgreSQL: refuse to delete it under a running server.
 clean:

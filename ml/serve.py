@@ -46,6 +46,7 @@ class ServeConfig:
     default_max_tokens: int = 512  # when the request does not say
     max_prompt_tokens: int = 4096  # longer conversations are refused
     max_body_bytes: int = 1_000_000  # larger request bodies are refused with 413
+    threads: int | None = None  # torch's CPU threads; None: its default, one per core
 
 
 class BadRequest(Exception):
@@ -343,10 +344,13 @@ async def _cancel_when_done(
 
 
 def serve(config: ServeConfig) -> None:
+    import torch
     import uvicorn
 
     from ml.base_model import display_name, load_model, load_tokenizer
 
+    if config.threads:
+        torch.set_num_threads(config.threads)
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)
     engine = Engine(model, tokenizer, max_batch=config.max_batch)

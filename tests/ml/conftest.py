@@ -2,8 +2,9 @@
 the contract's layout, and a server running in a thread.
 
 The fast tests use `small_export`, written here straight from the OpenAssistant sample in
-the export's layout (card with configs, sft/ and preference/ splits, export.json). The
-contract tests (test_contract.py, test_real_model.py) run the platform's real export.
+the export's layout (card with configs, sft/ and preference/ splits, export.json).
+test_contract.py runs the platform's real export (backend/exports, with Django and the
+database) through ml's loaders; test_real_model.py uses the real default model.
 """
 
 from __future__ import annotations

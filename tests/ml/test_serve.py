@@ -3,6 +3,7 @@ not, bad requests get a 400 in OpenAI's error shape, and concurrent requests are
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -156,3 +157,21 @@ def test_concurrent_requests_are_decoded_together(server, client):
     assert engine.stats.max_rows_in_step > 1
     steps = engine.stats.decode_steps - steps_before
     assert engine.stats.rows_in_steps - rows_before > 1.5 * steps  # rows shared the steps
+
+
+def test_the_serve_command_lets_idle_cpu_threads_sleep_and_takes_a_thread_count(monkeypatch):
+    from ml.__main__ import main
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset")  # so that teardown restores the original
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    seen = {}
+
+    def fake_serve(config):
+        seen.update(config=config, policy=os.environ.get("OMP_WAIT_POLICY"))
+
+    monkeypatch.setattr("ml.serve.serve", fake_serve)
+
+    main(["serve", "--port", "8123", "--threads", "1"])
+
+    assert seen["policy"] == "PASSIVE"
+    assert (seen["config"].port, seen["config"].threads) == (8123, 1)
