@@ -164,9 +164,9 @@ def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while the trees stream (and are formatted and
     written, between two trees). An export makes millions of short-lived containers and no
     reference cycles, so reference counting frees all of it; the collector's passes over
-    the young objects, and over the whole heap now and then, were a third of the export's
-    time. tests/backend/test_exports_formats.py checks that formatting and writing a tree
-    leave no cycles behind.
+    the young objects, and over the whole heap now and then, took about a third of the
+    main thread's time. tests/backend/test_exports_formats.py checks that formatting and
+    writing a tree leave no cycles behind.
     """
     was_enabled = gc.isenabled()
     gc.disable()
