@@ -55,6 +55,8 @@ class MessageRow:
     extra: dict[str, Any] = field(default_factory=dict)
     is_consent_withdrawn: bool = False
     is_taken_down: bool = False
+    # iso(created_at) when the reader has it already (the database prints it).
+    created_iso: str | None = None
 
 
 @dataclass(slots=True)
@@ -210,7 +212,7 @@ def message_fields(
         "message_id": str(row.id),
         "parent_id": None if row.parent_id is None else str(row.parent_id),
         "user_id": user_id,
-        "created_date": iso(row.created_at),
+        "created_date": row.created_iso or iso(row.created_at),
         "text": row.text,
         "role": row.role,
         "lang": row.lang,
@@ -248,12 +250,18 @@ def tree_records(
     flat: list[dict[str, Any]] = []
     kept: list[MessageRow] = []
 
-    # Recursion as deep as the tree (a dozen levels in practice): parents come first, each
-    # message's replies in order, as walk() gives them.
-    def nest(node: Node, extra: dict[str, Any]) -> dict[str, Any]:
+    # Parents first, each message's replies in order, as walk() gives them. A loop rather
+    # than a nested recursive function: that one is a reference cycle holding the tree's
+    # rows, which only the garbage collector's full passes would free.
+    prompt: dict[str, Any] = {}
+    stack: list[tuple[Node, dict[str, Any], list[dict[str, Any]] | None]] = [
+        (root, root_extra, None)
+    ]
+    while stack:
+        node, extra, siblings = stack.pop()
         row = node.row
         fields = message_fields(row, user_id=anonymise(row.author_id), extra={})
-        out = {**extra, **fields}
+        out = {**extra, **fields} if extra else fields.copy()
         fields["message_tree_id"] = tree_key
         fields["tree_state"] = state
         fields["split"] = split
@@ -262,10 +270,14 @@ def tree_records(
         fields["extra"] = _json_text(extra)
         flat.append(fields)
         kept.append(row)
-        out["replies"] = [nest(child, child.row.extra) for child in node.replies]
-        return out
+        replies: list[dict[str, Any]] = []
+        out["replies"] = replies
+        if siblings is None:
+            prompt = out
+        else:
+            siblings.append(out)
+        stack.extend((child, child.row.extra, replies) for child in reversed(node.replies))
 
-    prompt = nest(root, root_extra)
     tree_fields = tree_extra if isinstance(tree_extra, dict) else {}
     record = {**tree_fields, "message_tree_id": tree_key, "tree_state": state, "prompt": prompt}
     return record, flat, kept

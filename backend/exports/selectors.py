@@ -6,58 +6,69 @@ is one wide, ordered scan whose columns are the export format's, and no other ap
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import gc
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import orjson
+import psycopg
 from django.db import connection
-from django.db.models import Case, Exists, OuterRef, Q, QuerySet, TextField, When
+from django.db.models import Case, Q, QuerySet, TextField, When
 from django.db.models.functions import Cast
 
+from backend.accounts.models import User
 from backend.core.errors import NotFound
 from backend.exports.formats import MessageRow
 from backend.exports.models import DatasetExport, ExportStatus, Takedown
 from backend.exports.options import ExportOptions
 from backend.trees.models import Message
 
-# Rows fetched per round trip from the server-side cursor: memory stays at one chunk plus
-# the tree being assembled, whatever the size of the database.
-CHUNK_SIZE = 2000
+# Trees fetched per round trip when the stream reads through a server-side cursor (inside
+# a transaction), and COPY blocks queued ahead of the formatting (outside one): memory
+# stays at one batch plus the tree being formatted, whatever the size of the database.
+CHUNK_SIZE = 200
+QUEUE_BLOCKS = 8
 
-# The stream's columns, in MessageRow's order after the tree's id and state. Ids, times and
-# JSON come as text: psycopg hands text over without conversion, and the formats need ids
-# and times as text anyway (Django's own loaders for uuid and timestamptz are pure Python
-# and were a fifth of an export's time). UUIDs print in the same order as they sort.
-_COLUMNS = (
-    "tree_key",
-    "tree__state",
-    "key",
-    "parent_key",
-    "role",
-    "text",
-    "lang",
-    "author_key",
-    "created_text",
-    "review_count",
-    "review_result",
-    "labels_json",
-    "rank",
-    "consensus_strength",
-    "replies_agreement",
-    "synthetic",
-    "model_name",
-    "deleted",
-    "emojis_json",
-    "extra_json",
-    "is_consent_withdrawn",
-    "is_taken_down",
-)
+# One JSON array per tree: [tree id, state, [message, ...]], each message an array in
+# MessageRow's field order (in no particular order: formats.build_tree sorts). PostgreSQL
+# builds and escapes the JSON on its own core while Python formats the trees before; one
+# orjson call then parses a whole batch of trees. created_at comes as Python's isoformat()
+# of the UTC time (formats.iso), which is what the formats print. Withdrawn consents and
+# takedowns are tested against hashed sets (both are few) rather than a join per message.
+_TREES_SQL = """
+SELECT json_build_array(t.id, t.state, (
+    SELECT json_agg(json_build_array(
+        m.id, m.parent_id, m.role, m.text, m.lang, m.author_id,
+        to_char(m.created_at AT TIME ZONE 'UTC', CASE
+            WHEN extract(microseconds FROM m.created_at)::bigint %% 1000000 = 0
+            THEN 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'
+            ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"' END),
+        m.review_count, m.review_result, m.label_summary, m.rank, m.consensus_strength,
+        m.replies_agreement, m.synthetic, m.model_name, m.deleted, m.emojis,
+        m.source_extra,
+        coalesce(m.author_id IN (
+            SELECT id FROM accounts_user WHERE data_consent_withdrawn_at IS NOT NULL
+        ), false),
+        m.id IN (SELECT message_id FROM exports_takedown)
+    ))
+    FROM trees_message m
+    WHERE m.tree_id = t.id
+))::text
+FROM trees_messagetree t
+WHERE t.state = ANY(%s) {langs}
+ORDER BY t.id
+"""
+
+# COPY's CSV format with a delimiter and a quote that JSON text never holds raw (PostgreSQL
+# escapes every control character in it): each line is one tree's JSON, unescaped.
+_COPY = "COPY ({query}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e')"
 
 
 @dataclass
@@ -76,11 +87,10 @@ def candidate_messages(options: ExportOptions) -> QuerySet[Message]:
 
 
 def stream_rows(options: ExportOptions) -> QuerySet[Message, tuple[Any, ...]]:
-    """Every candidate message as a tuple of _COLUMNS, trees in id order.
-
-    Ordering by tree id alone lets PostgreSQL walk the (tree, parent) index instead of
-    sorting the table; the order within a tree is fixed later (formats.build_tree).
-    """
+    """Every candidate message as a plain row of the columns the export reads, trees in id
+    order: what the export streams, before PostgreSQL shapes it into JSON per tree (the
+    benchmark times COPY of this query as the rate at which the rows can leave the
+    database)."""
     text = TextField()
     return (
         candidate_messages(options)
@@ -93,67 +103,165 @@ def stream_rows(options: ExportOptions) -> QuerySet[Message, tuple[Any, ...]]:
             labels_json=Cast("label_summary", text),
             emojis_json=Cast("emojis", text),
             extra_json=Cast("source_extra", text),
-            is_consent_withdrawn=Q(author__data_consent_withdrawn_at__isnull=False),
-            is_taken_down=Exists(Takedown.objects.filter(message_id=OuterRef("id"))),
+            is_consent_withdrawn=Q(author_id__in=_withdrawn_authors()),
+            is_taken_down=Q(id__in=Takedown.objects.values("message_id")),
         )
         .order_by("tree_id")
-        .values_list(*_COLUMNS)
+        .values_list(
+            *("tree_key", "tree__state", "key", "parent_key", "role", "text", "lang"),
+            *("author_key", "created_text", "review_count", "review_result", "labels_json"),
+            *("rank", "consensus_strength", "replies_agreement", "synthetic", "model_name"),
+            *("deleted", "emojis_json", "extra_json", "is_consent_withdrawn", "is_taken_down"),
+        )
     )
 
 
+def _withdrawn_authors() -> QuerySet[User, Any]:
+    return User.objects.filter(data_consent_withdrawn_at__isnull=False).values("id")
+
+
 def stream_query(options: ExportOptions) -> str:
-    """The stream's SQL with its parameters inlined (for `COPY (...) TO STDOUT` in the
-    benchmark, which compares the export with PostgreSQL's own rate for the same rows)."""
+    """stream_rows' SQL with its parameters inlined (for `COPY (...) TO STDOUT`)."""
     sql, params = stream_rows(options).query.sql_with_params()
     with connection.cursor() as cursor:
         return cursor.mogrify(sql, params)
 
 
+def _trees_query(options: ExportOptions) -> tuple[str, list[Any]]:
+    params: list[Any] = [list(options.states)]
+    langs = ""
+    if options.langs:
+        langs = "AND t.lang = ANY(%s)"
+        params.append(list(options.langs))
+    return _TREES_SQL.format(langs=langs), params
+
+
 def stream_trees(options: ExportOptions) -> Iterator[TreeRows]:
     """Every candidate tree with all its messages, trees in id order, in constant memory.
 
-    The rows come through a server-side cursor (Django's, as `.iterator()` uses: declared
-    WITH HOLD in autocommit mode) in chunks, as plain tuples: no model instances, no
-    per-row converters.
+    Outside a transaction (production) the trees come by COPY on a connection of the
+    stream's own: PostgreSQL runs ahead of the formatting instead of waiting for each
+    FETCH, and Django's connection stays free for the progress updates. Inside one (tests,
+    a caller's atomic block) a second connection could not see its rows, so they come
+    through a server-side cursor on Django's connection.
     """
-    sql, params = stream_rows(options).query.sql_with_params()
+    sql, params = _trees_query(options)
+    batches = (
+        _copied_batches(sql, params)
+        if connection.get_autocommit()
+        else _fetched_batches(sql, params)
+    )
+    with _collector_paused():
+        for batch in batches:
+            for tree_id, state, messages in orjson.loads(batch):
+                if messages:
+                    yield TreeRows(
+                        tree_id=tree_id, state=state, rows=[_message_row(m) for m in messages]
+                    )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the trees stream (and are formatted and
+    written, between two trees). An export makes millions of short-lived containers and no
+    reference cycles, so reference counting frees all of it; the collector's passes over
+    the young objects, and over the whole heap now and then, took about a third of the
+    main thread's time. tests/backend/test_exports_formats.py checks that formatting and
+    writing a tree leave no cycles behind.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _fetched_batches(sql: str, params: list[Any]) -> Iterator[bytes]:
+    """JSON arrays of trees through a server-side cursor (no WITH HOLD in a transaction)."""
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
-        chunks = iter(lambda: cursor.fetchmany(CHUNK_SIZE), [])
-        rows = itertools.chain.from_iterable(chunks)
-        for tree_id, group in itertools.groupby(rows, key=itemgetter(0)):
-            tree = list(group)
-            yield TreeRows(tree_id=tree_id, state=tree[0][1], rows=[_message_row(r) for r in tree])
+        while lines := cursor.fetchmany(CHUNK_SIZE):
+            yield ("[" + ",".join(line for (line,) in lines) + "]").encode()
 
 
-def _message_row(row: tuple[Any, ...]) -> MessageRow:
-    return MessageRow(
-        id=row[2],
-        parent_id=row[3],
-        role=row[4],
-        text=row[5],
-        lang=row[6],
-        author_id=row[7],
-        created_at=datetime.fromisoformat(row[8]),
-        review_count=row[9],
-        review_result=row[10],
-        labels=_json_object(row[11]),
-        rank=row[12],
-        consensus_strength=row[13],
-        replies_agreement=row[14],
-        synthetic=row[15],
-        model_name=row[16],
-        deleted=row[17],
-        emojis=_json_object(row[18]),
-        extra=_json_object(row[19]),
-        is_consent_withdrawn=row[20],
-        is_taken_down=row[21],
+def _copied_batches(sql: str, params: list[Any]) -> Iterator[bytes]:
+    """JSON arrays of trees from COPY, read on a thread so that PostgreSQL never waits for
+    the formatting while the queue has room."""
+    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_read_copy, args=(sql, params, blocks, stop), name="export stream", daemon=True
     )
+    reader.start()
+    try:
+        while (block := blocks.get()) is not None:
+            if isinstance(block, BaseException):
+                raise block
+            yield block
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting for room, then let it finish
+            with contextlib.suppress(queue.Empty):
+                blocks.get(timeout=0.1)
+        reader.join()
 
 
-def _json_object(text: str) -> Any:
-    # Most messages have no emojis and no extras: "{}" needs no parser.
-    return {} if text == "{}" else orjson.loads(text) or {}
+def _read_copy(
+    sql: str,
+    params: list[Any],
+    blocks: queue.Queue[bytes | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    try:
+        with psycopg.connect(**connection.get_connection_params()) as conn:
+            conn.autocommit = True
+            with psycopg.ClientCursor(conn) as cursor:
+                query = cursor.mogrify(sql, params)
+                with cursor.copy(_COPY.format(query=query)) as copy:
+                    pending: list[bytes] = []
+                    size = 0
+                    for data in copy:
+                        if stop.is_set():
+                            raise _Stopped  # the copy cancels the query on its way out
+                        pending.append(bytes(data))
+                        size += len(data)
+                        if size >= 1 << 20:
+                            blocks.put(_json_batch(pending))
+                            pending, size = [], 0
+                    if pending:
+                        blocks.put(_json_batch(pending))
+        blocks.put(None)
+    except _Stopped:
+        pass
+    except BaseException as exc:
+        blocks.put(exc)
+
+
+class _Stopped(Exception):
+    """The formatting stopped reading (it failed): the COPY is abandoned."""
+
+
+def _json_batch(lines: list[bytes]) -> bytes:
+    # Every line is one tree's JSON and a newline.
+    return b"[" + b",".join(line[:-1] for line in lines) + b"]"
+
+
+def _message_row(m: list[Any]) -> MessageRow:
+    created = m[6]
+    m[6] = datetime.fromisoformat(created)
+    # PostgreSQL prints a whole float without a point, which JSON reads as an int (and
+    # NaN as a string).
+    if m[11] is not None and m[11].__class__ is not float:
+        m[11] = float(m[11])
+    if m[12] is not None and m[12].__class__ is not float:
+        m[12] = float(m[12])
+    m[9] = m[9] or {}
+    m[16] = m[16] or {}
+    m[17] = m[17] or {}
+    m.append(created)  # created_iso
+    return MessageRow(*m)
 
 
 def get_export(export_id: UUID) -> DatasetExport:

@@ -45,20 +45,33 @@ class StatsCollector:
         counts["preference"] += len(tree.preference)
         rows = tree.rows
         self.messages += len(rows)
-        self.langs.update(row.lang for row in rows)
-        self.roles.update(row.role for row in rows)
-        self.ranked += sum(row.rank is not None for row in rows)
-        self.synthetic += sum(row.synthetic for row in rows)
-        # Distinct authors have distinct anonymised ids: counted before hashing.
-        self.contributors.update(row.author_id for row in rows if row.author_id is not None)
+        # One pass with everything in locals: this runs once per message of an export.
+        langs, roles, contributors = self.langs, self.roles, self.contributors
         label_sums, label_messages = self.label_sums, self.label_messages
+        ranked = synthetic = agreement_sets = 0
+        agreement_sum = self.agreement_sum  # summed in the same order as ever: same float
         for row in rows:
-            for name, label in row.labels.items():
-                label_sums[name] += float(label.get("value", 0.0))
-                label_messages[name] += 1
+            langs[row.lang] += 1
+            roles[row.role] += 1
+            if row.rank is not None:
+                ranked += 1
+            if row.synthetic:
+                synthetic += 1
+            # Distinct authors have distinct anonymised ids: counted before hashing.
+            if row.author_id is not None:
+                contributors.add(row.author_id)
+            labels = row.labels
+            if labels:
+                label_messages.update(labels.keys())
+                for name, label in labels.items():
+                    label_sums[name] += float(label.get("value", 0.0))
             if row.replies_agreement is not None:
-                self.agreement_sum += row.replies_agreement
-                self.agreement_sets += 1
+                agreement_sum += row.replies_agreement
+                agreement_sets += 1
+        self.ranked += ranked
+        self.synthetic += synthetic
+        self.agreement_sum = agreement_sum
+        self.agreement_sets += agreement_sets
 
     def to_json(self) -> dict[str, Any]:
         sets = self.agreement_sets

@@ -20,10 +20,11 @@ with its first row, so an empty split has no file (and no entry in the card).
 from __future__ import annotations
 
 import gzip
+import operator
 import queue
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 import pyarrow as pa
@@ -64,70 +65,136 @@ MESSAGE_SCHEMA = pa.schema(
 )
 
 
+_MESSAGE_FIELDS = operator.itemgetter(*MESSAGE_SCHEMA.names)
+
+
 def _line(record: Any) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
-class _Stream(Protocol):
+class _Sink(Protocol):
     def write(self, data: bytes, /) -> Any: ...
-    def close(self) -> None: ...
 
 
-class BackgroundGzip:
-    """A gzip file compressed on a thread of its own. zlib lets go of the GIL while it
-    works, so compressing runs beside the formatting of the next trees instead of after it
-    (it was a third of an export's time). Writes are batched into chunks of BATCH_BYTES and
-    at most QUEUE_CHUNKS wait, so memory stays bounded however fast trees come in.
+class _Background:
+    """Items handled in order on a thread of their own, so that the formatting of the next
+    trees goes on meanwhile: file writes, zlib and Parquet's encoders all let go of the GIL
+    while they work. At most QUEUE_ITEMS wait, so memory stays bounded however fast trees
+    come in; a failure on the thread is raised by the next write or by close().
     """
 
-    BATCH_BYTES = 1 << 20
-    QUEUE_CHUNKS = 8
+    QUEUE_ITEMS = 8
 
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
-        # filename="" and mtime=0 keep the temporary folder's path and the clock out of the
-        # header, which would otherwise differ between two runs over the same data.
-        self._gzip = gzip.GzipFile(
-            filename="", mode="wb", fileobj=self._file, mtime=0, compresslevel=GZIP_LEVEL
-        )
-        self._batch: list[bytes] = []
-        self._batched = 0
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+    def __init__(self, name: str) -> None:
+        self._items: queue.Queue[Any] = queue.Queue(maxsize=self.QUEUE_ITEMS)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._compress, name=f"gzip {path.name}")
+        self._thread = threading.Thread(target=self._drain, name=name)
         self._thread.start()
 
-    def write(self, data: bytes) -> None:
+    def _put(self, item: Any) -> None:
         if self._error is not None:
             raise self._error
-        self._batch.append(data)
-        self._batched += len(data)
-        if self._batched >= self.BATCH_BYTES:
-            self._chunks.put(b"".join(self._batch))
-            self._batch, self._batched = [], 0
+        self._items.put(item)
 
-    def close(self) -> None:
-        if self._batch:
-            self._chunks.put(b"".join(self._batch))
-        self._chunks.put(None)
+    def _stop(self) -> None:
+        self._items.put(None)
         self._thread.join()
         if self._error is not None:
             raise self._error
 
-    def _compress(self) -> None:
+    def _handle(self, item: Any) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def _drain(self) -> None:
         try:
-            while (chunk := self._chunks.get()) is not None:
+            while (item := self._items.get()) is not None:
                 if self._error is None:  # after a failure, drain so writers never block
-                    self._gzip.write(chunk)
+                    self._handle(item)
         except BaseException as exc:
             self._error = exc
-            while self._chunks.get() is not None:
+            while self._items.get() is not None:
                 pass
         finally:
-            try:
-                self._gzip.close()
-            finally:
-                self._file.close()
+            self._finish()
+
+
+class BackgroundFile(_Background):
+    """A file written on a thread of its own, in chunks of BATCH_BYTES."""
+
+    BATCH_BYTES = 1 << 20
+    QUEUE_ITEMS = 4
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self._sink = self._open_sink(self._file)
+        self._batch: list[bytes] = []
+        self._batched = 0
+        super().__init__(f"write {path.name}")
+
+    def write(self, data: bytes) -> None:
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= self.BATCH_BYTES:
+            self._put(b"".join(self._batch))
+            self._batch, self._batched = [], 0
+
+    def close(self) -> None:
+        if self._batch:
+            self._put(b"".join(self._batch))
+        self._stop()
+
+    def _open_sink(self, file: BinaryIO) -> _Sink:
+        return file
+
+    def _handle(self, item: bytes) -> None:
+        self._sink.write(item)
+
+    def _finish(self) -> None:
+        self._file.close()
+
+
+class BackgroundGzip(BackgroundFile):
+    """A gzip file compressed on a thread of its own (compressing after the formatting
+    instead of beside it was a third of an export's time)."""
+
+    def _open_sink(self, file: BinaryIO) -> _Sink:
+        # filename="" and mtime=0 keep the temporary folder's path and the clock out of the
+        # header, which would otherwise differ between two runs over the same data.
+        self._gzip = gzip.GzipFile(
+            filename="", mode="wb", fileobj=file, mtime=0, compresslevel=GZIP_LEVEL
+        )
+        return self._gzip
+
+    def _finish(self) -> None:
+        try:
+            self._gzip.close()
+        finally:
+            self._file.close()
+
+
+class BackgroundParquet(_Background):
+    """A Parquet file whose row groups are encoded and written on a thread of their own."""
+
+    QUEUE_ITEMS = 1  # a row group is tens of megabytes
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema)
+        super().__init__(f"write {path.name}")
+
+    def write_table(self, table: pa.Table) -> None:
+        self._put(table)
+
+    def close(self) -> None:
+        self._stop()
+
+    def _handle(self, item: pa.Table) -> None:
+        self._writer.write_table(item)
+
+    def _finish(self) -> None:
+        self._writer.close()
 
 
 class DatasetWriter:
@@ -136,13 +203,13 @@ class DatasetWriter:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.rows: dict[str, int] = {}
-        self._files: dict[str, _Stream] = {}
+        self._files: dict[str, BackgroundFile] = {}
         self._pending: list[dict[str, Any]] = []
-        self._parquet: pq.ParquetWriter | None = None
+        self._parquet: BackgroundParquet | None = None
 
     def __enter__(self) -> DatasetWriter:
         self._open(TREES_FILE)  # written even when no tree passes the filters
-        self._parquet = pq.ParquetWriter(self.folder / PARQUET_FILE, MESSAGE_SCHEMA)
+        self._parquet = BackgroundParquet(self.folder / PARQUET_FILE, MESSAGE_SCHEMA)
         self.rows[PARQUET_FILE] = 0
         return self
 
@@ -172,16 +239,10 @@ class DatasetWriter:
         stream.write(b"".join(_line(record) for record in records))
         self.rows[name] += len(records)
 
-    def _open(self, name: str) -> _Stream:
+    def _open(self, name: str) -> BackgroundFile:
         path = self.folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A large buffer for plain files too: every write lets go of the GIL, and each of
-        # those hands it to the compressing threads for a while.
-        stream: _Stream = (
-            BackgroundGzip(path)
-            if name.endswith(".gz")
-            else path.open("wb", buffering=BackgroundGzip.BATCH_BYTES)
-        )
+        stream = BackgroundGzip(path) if name.endswith(".gz") else BackgroundFile(path)
         self._files[name] = stream
         self.rows[name] = 0
         return stream
@@ -189,9 +250,12 @@ class DatasetWriter:
     def _write_group(self, rows: list[dict[str, Any]]) -> None:
         assert self._parquet is not None
         # Column by column: twice as fast as Table.from_pylist, which looks up every key of
-        # every row through the generic mapping protocol.
-        columns = {name: [row[name] for row in rows] for name in MESSAGE_SCHEMA.names}
-        self._parquet.write_table(pa.Table.from_pydict(columns, schema=MESSAGE_SCHEMA))
+        # every row through the generic mapping protocol; the rows cut into columns in C.
+        columns = zip(*map(_MESSAGE_FIELDS, rows), strict=True)
+        table = pa.Table.from_pydict(
+            dict(zip(MESSAGE_SCHEMA.names, columns, strict=True)), schema=MESSAGE_SCHEMA
+        )
+        self._parquet.write_table(table)
 
     def _close_all(self) -> None:
         try:

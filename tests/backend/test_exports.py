@@ -3,8 +3,10 @@ importer, reproducibility, every filter, failure, `datasets` loading and the com
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -486,6 +488,29 @@ def test_an_export_failing_midway_leaves_no_version_folder_and_is_marked_failed(
     assert list(export_dir.iterdir()) == []
     monkeypatch.setattr(DatasetWriter, "write", original)
     assert export().version == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_failing_midway_in_autocommit_mode_stops_its_stream(export_dir, monkeypatch):
+    # Outside a transaction the trees come by COPY on a connection of the stream's own, read
+    # on a thread: a failure must stop both, and the next export must run as ever.
+    for _ in range(3):
+        conversation()
+    original = DatasetWriter.write
+
+    def fail(self: DatasetWriter, tree: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(DatasetWriter, "write", fail)
+    planned = services.create_export(user=None, filters={}, seed=1)
+
+    with pytest.raises(OSError, match="disk full"):
+        services.run_export(export_id=planned.id)
+
+    assert not [t for t in threading.enumerate() if t.name == "export stream"]
+    assert gc.isenabled()
+    monkeypatch.setattr(DatasetWriter, "write", original)
+    assert export({"validation": 0}).stats["messages"] == 15
 
 
 # --- datasets --------------------------------------------------------------------------------
