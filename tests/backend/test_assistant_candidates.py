@@ -14,6 +14,7 @@ from backend.assistant import candidates
 from backend.assistant.jobs import write_candidate_replies_job
 from backend.core.demo import Crowd
 from backend.tasks import services as tasks
+from backend.trees import services as trees
 from backend.trees.models import Message
 from tests.inference import MODEL_ID
 
@@ -102,10 +103,8 @@ def test_model_replies_become_review_tasks_for_volunteers(crowd, inference) -> N
 
 
 def test_the_model_never_overshoots_a_tree_limit(crowd, inference, settings) -> None:  # type: ignore[no-untyped-def]
-    # (The crowd's volunteers take the only open slot, so each tree is built in turn.)
-    (full,) = growing_roots(crowd, PROMPTS[:1])  # gets its two assistant replies
-    crowd.reply("bea", full, "Because of Rayleigh scattering.")
-    crowd.reply("cem", full, "Blue light scatters more.")
+    # The crowd is handed whichever open slot of a kind comes first, so each tree is built
+    # while its slots are the only ones of their kind: the deep one first.
     (deep,) = growing_roots(crowd, PROMPTS[1:2])
     answer = crowd.reply("bea", deep, "They turn nectar into honey.")
     crowd.review("cem", answer)
@@ -113,6 +112,11 @@ def test_the_model_never_overshoots_a_tree_limit(crowd, inference, settings) -> 
     crowd.review("cem", follow_up)
     deep.tree.max_depth = 2  # the follow-up sits at the tree's maximum depth now
     deep.tree.save(update_fields=["max_depth"])
+    (full,) = growing_roots(crowd, PROMPTS[:1])
+    # Its two assistant replies (the most it takes), written straight into the tree: a
+    # volunteer asking for a reply slot could be handed the deep tree's root instead.
+    for author, text in (("bea", "Because of Rayleigh scattering."), ("cem", "Blue light.")):
+        trees.add_reply(tree=full.tree, parent=full, author=crowd.users[author], text=text)
     (open_,) = growing_roots(crowd, PROMPTS[2:])
 
     candidates.write_candidate_replies()
