@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BENCH_DB = "chorus_bench"
 DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-DOMAIN_PREFIXES = ("trees_", "tasks_", "moderation_")
+DOMAIN_PREFIXES = ("trees_", "tasks_", "moderation_", "community_", "assistant_")
 WRITE_TYPES = ("initial_prompt", "assistant_reply", "prompter_reply")
 IDLE_SLEEP = 0.05
 SPAM_SHARE = 0.10
@@ -143,7 +143,7 @@ def prepare_database(server: str, volunteers: int) -> tuple[str, list[str]]:
 
 
 def reset_domain(url: str) -> None:
-    """Empty trees, tasks and moderation; users and API keys stay."""
+    """Empty trees, tasks, moderation, points and chats; users and API keys stay."""
     with psycopg.connect(url, autocommit=True) as conn:
         tables = [
             row[0]
