@@ -33,8 +33,8 @@ from pathlib import Path
 
 import httpx
 
-# The same OpenMP setting as `python -m ml serve` (see ml/__main__.py), for both sides.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# `model.generate` runs as a user would run it: torch's default threads and OpenMP
+# settings (spinning threads, the fastest on an idle machine); the server sets its own.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PROMPT = "Explain in a few sentences how a bicycle works."
@@ -83,10 +83,13 @@ def bench_generate(model_name: str, max_tokens: int, repeat: int) -> tuple[list[
     return rounds, info
 
 
-def start_server(model_name: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(model_name: str, port: int, threads: int | None) -> subprocess.Popen[bytes]:
     log = (ROOT / "var" / "bench-inference.log").open("wb")
+    command = [sys.executable, "-m", "ml", "serve", "--model", model_name, "--port", str(port)]
+    if threads:
+        command += ["--threads", str(threads)]
     server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "ml", "serve", "--model", model_name, "--port", str(port)],
+        command,
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -161,6 +164,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--port", type=int, default=8011)
+    parser.add_argument(
+        "--server-threads", type=int, default=None, help="torch threads of the server"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     load_before = load()
@@ -168,7 +174,7 @@ def main() -> None:
     generated, device = bench_generate(args.model, args.max_tokens, args.repeat)
     baseline = statistics.median(r.tokens_per_s for r in generated)
     print(row("model.generate", generated, baseline), flush=True)  # as it goes; table below
-    server = start_server(args.model, args.port)
+    server = start_server(args.model, args.port, args.server_threads)
     served = {}
     try:
         for n in args.streams:
