@@ -3,11 +3,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import orjson
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
 from backend.accounts.models import User
 from backend.tasks.models import Task, TaskStatus
 from backend.trees.models import Message
+
+
+def working_languages(user: User) -> list[str]:
+    """The user's languages that Chorus collects, in the user's order (the first collected
+    language if none)."""
+    langs = [lang for lang in user.languages if lang in settings.CHORUS_LANGUAGES]
+    return langs or [settings.CHORUS_LANGUAGES[0]]
 
 
 def user_stats(user: User) -> dict[str, int | float | None]:

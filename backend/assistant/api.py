@@ -11,6 +11,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.accounts.selectors import working_languages
 from backend.assistant import selectors, services
 from backend.core.api_schema import errors
 from backend.core.errors import NotAllowed
@@ -234,7 +235,7 @@ class ChatProposeView(APIView):
         reply = selectors.access_chat_message(
             user=request.user, chat_id=chat_id, message_id=message_id
         )
-        lang = data.validated_data.get("lang") or services.default_lang(request.user)
+        lang = data.validated_data.get("lang") or working_languages(request.user)[0]
         prompt = services.propose_as_prompt(reply=reply, user=request.user, lang=lang)
         return Response(self.Output(prompt).data, status=status.HTTP_201_CREATED)
 

@@ -91,11 +91,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.generation is not None and not self.generation.done():
             await self._error("busy", "Wait for the reply, or stop it, before you send more.")
             return
-        if not inference.is_enabled():
-            await self._error("inference_off", "The assistant is switched off on this site.")
-            return
         try:
-            message = await database_sync_to_async(services.add_user_message)(
+            message = await database_sync_to_async(services.accept_question)(
                 chat=self.chat, user=self.scope["user"], text=content.get("text")
             )
         except ChorusError as error:

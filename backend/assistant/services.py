@@ -4,9 +4,9 @@ up-voted turn proposed as a new initial prompt."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -112,17 +112,26 @@ def reply_now(*, chat: Chat, user_message: ChatMessage) -> ChatMessage:
     )
 
 
+def accept_question(*, chat: Chat, user: User, text: Any) -> ChatMessage:
+    """Store the user's message for the model to answer, after the checks every way of
+    asking (the chat socket, the API, the plain form) makes in the same order.
+
+    Raises UserBanned first (a banned user is told so, not that the model is off),
+    InvalidInput (bad input is said whether or not the model is on), then InferenceOff.
+    """
+    tasks.ensure_can_work(user)
+    tasks.validate_text(text)
+    if not inference.is_enabled():
+        raise InferenceOff("The assistant is switched off on this site.")
+    return add_user_message(chat=chat, user=user, text=text)
+
+
 def send_message(*, chat: Chat, user: User, text: str) -> tuple[ChatMessage, ChatMessage]:
     """The user's message and the model's reply to it, without streaming.
 
-    Raises UserBanned first (a banned user is told so, not that the model is off),
-    InvalidInput, then InferenceOff and the other inference errors.
+    Raises what `accept_question` raises, then the other inference errors.
     """
-    tasks.ensure_can_work(user)
-    tasks.validate_text(text)  # bad input is said first, whether or not the model is on
-    if not inference.is_enabled():
-        raise InferenceOff("The assistant is switched off on this site.")
-    message = add_user_message(chat=chat, user=user, text=text)
+    message = accept_question(chat=chat, user=user, text=text)
     return message, reply_now(chat=chat, user_message=message)
 
 
@@ -187,7 +196,7 @@ def propose_as_prompt(*, reply: ChatMessage, user: User, lang: str) -> Message:
     goes into the normal prompt review like any volunteer's.
 
     Raises InvalidInput (not an up-voted reply), NotAllowed (the chat is excluded from
-    training), Conflict (proposed already), PromptQueueFull, UserBanned.
+    training), Conflict (proposed already), PromptQueueFull, DuplicatePrompt, UserBanned.
     """
     _assistant_reply(reply)
     chat = Chat.objects.select_for_update(no_key=True).get(pk=reply.chat_id)
@@ -210,11 +219,3 @@ def propose_as_prompt(*, reply: ChatMessage, user: User, lang: str) -> Message:
     prompt = tasks.propose_prompt(user=user, text=question.text, lang=lang)
     ChatMessage.objects.filter(pk=question.pk).update(proposed_prompt=prompt)
     return prompt
-
-
-def default_lang(user: User) -> str:
-    """The language a proposed prompt is in unless the user says: their first one."""
-    for lang in user.languages or []:
-        if lang in settings.CHORUS_LANGUAGES:
-            return str(lang)
-    return str(settings.CHORUS_LANGUAGES[0])

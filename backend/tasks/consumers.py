@@ -9,6 +9,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from backend.accounts.selectors import working_languages
 from backend.core.live import remember_serving_loop, task_group
 
 # Work changes the counts many times a second on a busy platform; each connection reads
@@ -54,8 +55,6 @@ class TaskCountsConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _languages(self, user: Any) -> list[str]:
-        from frontend.views.dashboard import working_languages
-
         return working_languages(user)
 
     @database_sync_to_async

@@ -219,7 +219,7 @@ def propose_prompt(*, user: User, text: str, lang: str) -> Message:
     """A first prompt that comes from elsewhere than a task (a chat turn its owner offers):
     the same text rules and queue limits, then the same review.
 
-    Raises UserBanned, InvalidInput, PromptQueueFull.
+    Raises UserBanned, InvalidInput, PromptQueueFull, DuplicatePrompt.
     """
     ensure_can_work(user)
     validate_lang(lang)
@@ -228,7 +228,7 @@ def propose_prompt(*, user: User, text: str, lang: str) -> Message:
         raise PromptQueueFull(
             f"The prompts waiting for review in {lang!r} are at their limit; try again later."
         )
-    prompt = trees.create_tree(author=user, text=text, lang=lang)
+    prompt = _new_prompt(author=user, text=text, lang=lang)
     counts_changed(lang)
     return prompt
 
@@ -282,10 +282,7 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     _validate_payload(task, payload)
 
     if task.type == TaskType.INITIAL_PROMPT:
-        _ensure_new_prompt(payload["text"], lang=task.lang)
-        prompt = trees.create_tree(author=user, text=payload["text"], lang=task.lang)
-        _flag_personal_data(prompt)
-        result_id = prompt.id
+        result_id = _new_prompt(author=user, text=payload["text"], lang=task.lang).id
     else:
         _check_slot(task)
         assert task.tree is not None
@@ -321,6 +318,15 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     community.award_submission(task=task, decided=decided, along_with=mark_done)
     counts_changed(task.lang)
     return Submission(task=task, result_id=result_id)
+
+
+def _new_prompt(*, author: User, text: str, lang: str) -> Message:
+    """A new tree from a first prompt, whatever brought it (a task, a chat turn): refused
+    when it nearly repeats a live prompt, flagged when it holds personal data."""
+    _ensure_new_prompt(text, lang=lang)
+    prompt = trees.create_tree(author=author, text=text, lang=lang)
+    _flag_personal_data(prompt)
+    return prompt
 
 
 def _flag_personal_data(message: Message) -> None:

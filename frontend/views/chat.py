@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from backend.accounts.models import User
+from backend.accounts.selectors import working_languages
 from backend.assistant import inference, selectors, services
 from backend.assistant.models import Chat, ChatMessage
 from backend.core.errors import ChorusError, Conflict, NotFound
@@ -142,7 +143,7 @@ def propose(request: HttpRequest, chat_id: UUID, message_id: UUID) -> HttpRespon
     user = cast(User, request.user)
     reply = _message_or_404(request, chat_id, message_id)
     try:
-        services.propose_as_prompt(reply=reply, user=user, lang=services.default_lang(user))
+        services.propose_as_prompt(reply=reply, user=user, lang=working_languages(user)[0])
     except ChorusError as error:
         messages.warning(request, error_text(error))
     else:

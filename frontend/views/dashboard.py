@@ -2,24 +2,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from backend.accounts.models import User
-from backend.accounts.selectors import user_stats
+from backend.accounts.selectors import user_stats, working_languages
 from backend.community.points import Period
 from backend.community.selectors import board, standing, streak_days
 from backend.tasks.models import TaskType
 from backend.tasks.selectors import availability, reasons_from_counts
 from frontend import text
 from frontend.access import volunteer_page
-
-
-def working_languages(user: User) -> list[str]:
-    """The user's languages that Chorus collects, in the user's order (English if none)."""
-    langs = [lang for lang in user.languages if lang in settings.CHORUS_LANGUAGES]
-    return langs or [settings.CHORUS_LANGUAGES[0]]
 
 
 @volunteer_page()

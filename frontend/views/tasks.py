@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from backend.accounts.models import User
+from backend.accounts.selectors import working_languages
 from backend.core.errors import ChorusError, DuplicatePrompt, InvalidInput, NotFound, NotYourTask
 from backend.tasks import selectors, services
 from backend.tasks.models import LABEL_TYPES, RANK_TYPES, TaskStatus, TaskType
@@ -23,7 +24,6 @@ from frontend import text
 from frontend.access import error_text, volunteer_page
 from frontend.forms import LabelForm, SkipForm, WriteForm
 from frontend.markdown import render_markdown
-from frontend.views.dashboard import working_languages
 
 
 @require_POST

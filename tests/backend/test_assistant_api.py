@@ -9,6 +9,8 @@ import pytest
 
 from backend.assistant import services
 from backend.assistant.models import ChatMessage, ChatReport
+from backend.moderation.models import Report
+from backend.tasks import services as tasks
 from backend.trees.models import Message
 from backend.trees.rules import State
 from tests.inference import MODEL_ID
@@ -201,6 +203,23 @@ def test_only_upvoted_turns_of_included_chats_can_be_proposed(bob) -> None:  # t
     assert bob.post(url.replace("propose", "vote"), {"vote": 1}).status_code == 200
     assert bob.post(url, {"lang": "xx"}).status_code in (400, 403)
     assert not Message.objects.exists()
+
+
+def test_a_proposal_passes_the_same_checks_as_a_prompt_written_in_a_task(bob) -> None:  # type: ignore[no-untyped-def]
+    # A near-duplicate of a live prompt is refused; personal data goes to the moderators.
+    tasks.propose_prompt(user=bob.user, text=QUESTION, lang="en")
+    chat, _question, reply = answered_chat(bob.user, vote=1)
+    refused = bob.post(f"/api/v1/chats/{chat.id}/messages/{reply.id}/propose/")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "duplicate_prompt"
+    assert Message.objects.count() == 1
+
+    prompt = tasks.propose_prompt(
+        user=bob.user, text="Write to me at jane.roe@mailbox.org about my plants.", lang="en"
+    )
+    (report,) = Report.objects.filter(message=prompt)
+    assert report.reporter is None
+    assert report.details == {"pii": ["email"]}
 
 
 def test_a_proposal_waits_when_the_review_queue_is_full(bob, settings) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from backend.accounts.models import User
 from backend.accounts.services import create_user
 from backend.asgi import application
 from backend.assistant import services
@@ -117,6 +118,18 @@ def test_the_socket_says_so_when_the_assistant_is_switched_off(settings) -> None
     chat = a_chat()
     events = run_async(converse, chat, session_cookie(chat.owner), QUESTION)
     assert [(e["type"], e.get("code")) for e in events] == [("error", "inference_off")]
+    assert not ChatMessage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_banned_owner_is_told_so_on_the_socket_even_with_the_assistant_off(settings) -> None:
+    # The socket makes the checks of the API and the plain form, in the same order.
+    settings.INFERENCE_URL = ""
+    chat = a_chat()
+    cookie = session_cookie(chat.owner)
+    User.objects.filter(pk=chat.owner_id).update(is_banned=True)
+    events = run_async(converse, chat, cookie, QUESTION)
+    assert [(e["type"], e.get("code")) for e in events] == [("error", "user_banned")]
     assert not ChatMessage.objects.exists()
 
 
