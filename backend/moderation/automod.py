@@ -23,9 +23,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backend.core import live
 from backend.moderation.models import Action, Report, ReportReason
-from backend.moderation.services import audit, delete_message, locked_message
+from backend.moderation.services import announce_report, audit, delete_message, locked_message
 from backend.tasks.models import SkipReason, TaskStatus
 from backend.trees import rules
 from backend.trees import services as trees
@@ -137,17 +136,9 @@ def _act(*, message_id: UUID, trigger: str, count: int) -> str | None:
         reason=ReportReason.RED_FLAGS if trigger == Trigger.RED_FLAGS else ReportReason.SKIPS,
         details={"action": str(action), **details},
     )
-    _announce(message.pk)
+    announce_report(message.pk)
     log.info("auto-moderation: %s on message %s (%s)", action, message.pk, what)
     return str(action)
-
-
-def _announce(message_id: UUID) -> None:
-    transaction.on_commit(
-        lambda: live.broadcast(
-            live.MODERATION_GROUP, {"type": "report.created", "message_id": str(message_id)}
-        )
-    )
 
 
 def flag_personal_data(*, message: Message, kinds: list[str]) -> Report:
@@ -157,5 +148,5 @@ def flag_personal_data(*, message: Message, kinds: list[str]) -> Report:
         message=message, reporter=None, reason=ReportReason.PERSONAL_DATA, details={"pii": kinds}
     )
     audit(actor=None, action=Action.AUTO_FLAG, target=message, reason="personal data", pii=kinds)
-    _announce(message.pk)
+    announce_report(message.pk)
     return report

@@ -75,7 +75,8 @@ class TrollRow:
 # One row per signal (UNION ALL), summed per user: a single scan of each table. A review's
 # own verdict is OpenAssistant's acceptance rule applied to that review alone; it disagrees
 # when it differs from the message's decided result.
-_TROLLBOARD_SQL = """
+_FLAGGED = ", ".join(f"COALESCE((v.values->>'{name}')::float, 0)" for name in FLAG_LABELS)
+_TROLLBOARD_SQL = f"""
 WITH signals AS (
     SELECT m.author_id AS user_id, 1 AS reports, 0 AS flags, 0 AS spam, 0 AS downvotes,
            0 AS decided, 0 AS disagreeing, 0 AS rankings, 0 AS against,
@@ -84,10 +85,7 @@ WITH signals AS (
     WHERE r.created_at >= %(since)s
   UNION ALL
     SELECT m.author_id, 0,
-           (GREATEST(COALESCE((v.values->>'not_appropriate')::float, 0),
-                     COALESCE((v.values->>'hate_speech')::float, 0),
-                     COALESCE((v.values->>'sexual_content')::float, 0),
-                     COALESCE((v.values->>'pii')::float, 0)) >= 0.5)::int,
+           (GREATEST({_FLAGGED}) >= 0.5)::int,
            (COALESCE((v.values->>'spam')::float, 0) >= 0.5)::int,
            0, 0, 0, 0, 0, NULL
     FROM trees_review v JOIN trees_message m ON m.id = v.message_id
@@ -131,7 +129,7 @@ WHERE CASE WHEN %(against_only)s
             ELSE t.decided + t.rankings > 0 END
 ORDER BY score DESC, u.username
 LIMIT %(limit)s
-"""
+"""  # noqa: S608 - the interpolated names are this module's constants
 
 
 def trollboard(*, window: str = "week", limit: int = 50) -> list[TrollRow]:

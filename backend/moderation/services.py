@@ -18,6 +18,12 @@ from backend.trees.models import Message, MessageRevision, MessageTree
 from backend.trees.rules import State
 
 
+def announce_report(message_id: UUID) -> None:
+    """Tell the moderators' open queues (live) that `message_id` has a new report, once the
+    current transaction commits."""
+    live.broadcast(live.MODERATION_GROUP, {"type": "report.created", "message_id": str(message_id)})
+
+
 def report_message(*, message: Message, reporter: User, reason: str, text: str = "") -> Report:
     """Put a message in front of the moderators. One open report per person and message.
     A banned account may not report: it could flood the moderators' queue."""
@@ -35,7 +41,7 @@ def report_message(*, message: Message, reporter: User, reason: str, text: str =
             )
     except IntegrityError:
         raise Conflict("You reported this message already; a moderator will look at it.") from None
-    live.broadcast(live.MODERATION_GROUP, {"type": "report.created", "message_id": str(message.pk)})
+    announce_report(message.pk)
     from backend.moderation.automod import Trigger, enqueue_check  # automod uses this module
 
     enqueue_check(message.pk, Trigger.RED_FLAGS)  # every report is a red flag

@@ -24,6 +24,7 @@ from backend.core.errors import ChorusError, Conflict, NotFound
 from frontend import text
 from frontend.access import error_text, volunteer_page
 from frontend.forms import ReportForm
+from frontend.views.moderation import render_moderation
 
 CHATS_IN_SIDEBAR = 50
 
@@ -193,7 +194,7 @@ def reports(request: HttpRequest) -> HttpResponse:
         except (ValueError, ChorusError):
             messages.warning(request, _("That report does not exist."))
         return redirect("chat_reports")
-    return render(
+    return render_moderation(
         request,
         "frontend/chat/reports.html",
         {"reports": selectors.open_chat_reports(), "reasons": text.REPORT_REASONS},

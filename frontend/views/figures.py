@@ -8,7 +8,7 @@ from uuid import UUID
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -21,7 +21,7 @@ from backend.moderation import figures
 from backend.trees.rules import State
 from frontend import charts, text
 from frontend.access import error_text
-from frontend.views.moderation import _moderator, moderator_page
+from frontend.views.moderation import acting_moderator, moderator_page, render_moderation
 
 
 def _window(request: HttpRequest, default: str) -> str:
@@ -36,7 +36,7 @@ def _windows() -> list[tuple[str, str]]:
 @moderator_page
 def trollboard(request: HttpRequest) -> HttpResponse:
     window = _window(request, "week")
-    return render(
+    return render_moderation(
         request,
         "frontend/moderation/trollboard.html",
         {
@@ -69,7 +69,7 @@ def quality(request: HttpRequest) -> HttpResponse:
         row["reason_list"] = [
             (reason_labels[code], count) for code, count in row["reasons"].items() if count
         ]
-    return render(
+    return render_moderation(
         request,
         "frontend/moderation/quality.html",
         {
@@ -115,7 +115,7 @@ def statistics(request: HttpRequest) -> HttpResponse:
         description=_("Tasks submitted per type over the last %(days)s days.") % {"days": days},
         rows=[(str(text.TASK_TITLES.get(kind, kind)), n) for kind, n in done["per_type"]],
     )
-    return render(
+    return render_moderation(
         request,
         "frontend/moderation/statistics.html",
         {
@@ -166,7 +166,7 @@ def exports(request: HttpRequest) -> HttpResponse:
     form = request.POST if request.method == "POST" else None
     if form is not None:
         try:
-            services.start_export(user=_moderator(request), filters=export_filters(form))
+            services.start_export(user=acting_moderator(request), filters=export_filters(form))
         except InvalidInput as error:
             errors = error.fields
             messages.error(request, _("The export options are not valid; see the fields below."))
@@ -175,7 +175,7 @@ def exports(request: HttpRequest) -> HttpResponse:
             return redirect("moderation_exports")
     listed = selectors.recent_exports()
     defaults = ExportOptions()
-    return render(
+    return render_moderation(
         request,
         "frontend/moderation/exports.html",
         {

@@ -42,7 +42,7 @@ def moderator_page(view: View) -> View:
     return cast(View, login_required(wrapped))
 
 
-def _render(
+def render_moderation(
     request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
 ) -> HttpResponse:
     """A moderator page, with the number of open reports its menu shows."""
@@ -50,13 +50,15 @@ def _render(
     return render(request, template, context, status=status)
 
 
-def _moderator(request: HttpRequest) -> User:
+def acting_moderator(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
 @moderator_page
 def queue(request: HttpRequest) -> HttpResponse:
-    return _render(request, "frontend/moderation/queue.html", {"items": selectors.report_queue()})
+    return render_moderation(
+        request, "frontend/moderation/queue.html", {"items": selectors.report_queue()}
+    )
 
 
 @moderator_page
@@ -85,7 +87,7 @@ def _message_page(
             name: request.POST.get(name) == "on" if kind is bool else request.POST.get(name, "")
             for name, (kind, _low, _high) in services.TREE_SETTINGS.items()
         }
-    return _render(
+    return render_moderation(
         request,
         "frontend/moderation/message.html",
         {
@@ -136,7 +138,7 @@ def _act(
 @require_POST
 @moderator_page
 def message_action(request: HttpRequest, message_id: UUID, action: str) -> HttpResponse:
-    moderator = _moderator(request)
+    moderator = acting_moderator(request)
     reason = request.POST.get("reason", "")
     back = reverse("moderation_message", args=[message_id])
     if action == "edit":
@@ -188,7 +190,7 @@ def message_action(request: HttpRequest, message_id: UUID, action: str) -> HttpR
 @require_POST
 @moderator_page
 def tree_action(request: HttpRequest, tree_id: UUID, action: str) -> HttpResponse:
-    moderator = _moderator(request)
+    moderator = acting_moderator(request)
     reason = request.POST.get("reason", "")
     back = safe_next(request, reverse("tree", args=[tree_id]))
     # Sent from a message's page: refused input is shown there, in the form.
@@ -247,7 +249,7 @@ def user_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
     if person is None:
         raise Http404
     recent = Message.objects.filter(author=person).select_related("tree").order_by("-created_at")
-    return _render(
+    return render_moderation(
         request,
         "frontend/moderation/user.html",
         {
@@ -262,7 +264,7 @@ def user_page(request: HttpRequest, user_id: UUID) -> HttpResponse:
 @require_POST
 @moderator_page
 def user_action(request: HttpRequest, user_id: UUID, action: str) -> HttpResponse:
-    moderator = _moderator(request)
+    moderator = acting_moderator(request)
     reason = request.POST.get("reason", "")
     back = reverse("moderation_user", args=[user_id])
     act = {
@@ -294,7 +296,7 @@ def search(request: HttpRequest) -> HttpResponse:
         if results is not None
         else None
     )
-    return _render(
+    return render_moderation(
         request,
         "frontend/moderation/search.html",
         {"filters": filters, "errors": errors, "page": page, "query": request.GET.urlencode()},
@@ -312,7 +314,7 @@ def audit(request: HttpRequest) -> HttpResponse:
     except InvalidInput:
         entries = AuditEntry.objects.none()
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    return _render(
+    return render_moderation(
         request,
         "frontend/moderation/audit.html",
         {"page": page, "actions": Action.choices, "params": request.GET},

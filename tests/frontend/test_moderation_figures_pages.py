@@ -249,3 +249,10 @@ def test_pushing_while_the_hub_is_unreachable_shows_why_and_records_nothing(
     assert "the local export v1 is intact" in html
     export.refresh_from_db()
     assert export.pushed_at is None
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_the_moderation_menu_counts_open_reports_on_every_figures_page(mod_client, path) -> None:  # type: ignore[no-untyped-def]
+    Report.objects.create(message=MessageFactory(), reporter=UserFactory(), reason="spam")
+    page = mod_client.get(path).content.decode()
+    assert "data-open-reports>1</span>" in page
