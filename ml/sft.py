@@ -70,7 +70,6 @@ def trainer_arguments(config: Any, *, default_lr: float) -> dict[str, Any]:
         "num_train_epochs": config.epochs,
         "max_steps": config.max_steps,
         "per_device_train_batch_size": config.batch_size,
-        "per_device_eval_batch_size": config.batch_size,
         "gradient_accumulation_steps": config.grad_accum,
         "learning_rate": config.learning_rate or default_lr,
         "lr_scheduler_type": "cosine",
@@ -99,22 +98,16 @@ def run_sft(config: SftConfig) -> dict[str, Any]:
     train = load_split(config.data, "sft", "train")
     if train is None or len(train) == 0:
         raise ValueError(f"{config.data} has no `sft` train split")
-    validation = load_split(config.data, "sft", "validation")
     train_set = tokenize_sft(train, tokenizer, max_length=config.max_length)
-    eval_set = (
-        None
-        if validation is None
-        else tokenize_sft(validation, tokenizer, max_length=config.max_length)
-    )
 
     before = _evaluate(model, tokenizer, config) if config.eval else None
     lr = 2e-4 if config.lora else 2e-5
+    # The held-out figures come from `_evaluate`, before and after: the trainer evaluates nothing.
     args = trl.SFTConfig(**trainer_arguments(config, default_lr=lr), eval_strategy="no")
     trainer = trl.SFTTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
-        eval_dataset=eval_set,
         processing_class=tokenizer,
         peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout)
         if config.lora

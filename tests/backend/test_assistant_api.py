@@ -261,7 +261,7 @@ def test_moderators_see_reported_replies_with_their_question_and_resolve_them(  
     )
 
 
-def test_a_whole_reply_is_read_as_a_stream_and_cut_off_at_its_deadline(inference) -> None:  # type: ignore[no-untyped-def]
+def test_a_whole_reply_is_read_as_a_stream_and_refused_past_its_deadline(inference) -> None:  # type: ignore[no-untyped-def]
     import time
 
     from backend.assistant.inference import Turn, complete_reply
@@ -269,7 +269,8 @@ def test_a_whole_reply_is_read_as_a_stream_and_cut_off_at_its_deadline(inference
 
     turns = [Turn(role="user", content=QUESTION)]
     reply = complete_reply(turns)
-    assert (reply.model, reply.finish_reason) in ((MODEL_ID, "length"), (MODEL_ID, "stop"))
+    assert reply.model == MODEL_ID
+    assert reply.text
     with pytest.raises(InferenceTimeout):
         complete_reply(turns, deadline=time.monotonic() - 1)
 

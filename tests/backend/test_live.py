@@ -3,8 +3,6 @@ against the Redis channel layer (and the in-memory one a single process uses).""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
@@ -146,4 +144,3 @@ def test_live_updates_are_dropped_quietly_when_the_layer_is_down(settings, caplo
     report = report_message(message=message, reporter=reporter, reason="spam")
     assert report.pk
     assert "live update" in caplog.text
-    assert asyncio  # (imported for the scenarios above)
