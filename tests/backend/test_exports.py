@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from django.utils import timezone
 
 from backend.core.errors import Conflict, InvalidInput
@@ -204,6 +205,35 @@ def test_an_export_in_autocommit_mode_streams_as_in_production(export_dir):
     done = export({"validation": 0})
 
     assert (done.status, done.stats["trees"], done.stats["messages"]) == ("done", 3, 15)
+
+
+# Texts that a CSV-like stream could mangle: quotes, separators, escapes, line breaks,
+# the stream's own delimiter (\x1f) and quote (\x1e) characters, and non-ASCII.
+AWKWARD_TEXTS = [
+    "She said \"no\", then left; 'twice'.",
+    "Line one\nline two\r\nand a tab\there, a backslash \\ and \\N at the end\\",
+    "Unit \x1f separator and record \x1e separator, inside the text",
+    "Ümlaute, 漢字, emoji 🎉 and a zero-width\u200bjoiner",
+    '{"looks": ["like", "json"], "n": 1.0}',
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_copy_stream_gives_the_same_bytes_as_the_cursor_inside_a_transaction(export_dir):
+    # Outside a transaction the trees come by COPY on a connection of their own; inside one
+    # (a caller's atomic block, and every other test here) from a server-side cursor.
+    for text in AWKWARD_TEXTS:
+        best = conversation()["best"]
+        Message.objects.filter(pk=best.pk).update(text=text)
+
+    streamed = export({"validation": 0})
+    with transaction.atomic():
+        from_cursor = export({"validation": 0})
+
+    files = data_bytes(Path(streamed.path))
+    assert files == data_bytes(Path(from_cursor.path))
+    exported = exported_texts(Path(streamed.path))
+    assert all(text in exported for text in AWKWARD_TEXTS)
 
 
 def test_bad_options_are_refused_before_anything_is_created():
