@@ -55,6 +55,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz answer first: before the host check (probes ask by IP address),
+    # HTTPS redirects, sessions, CSRF and rate limits (backend/core/health.py).
+    "backend.core.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.core.middleware.QueryCountMiddleware",
@@ -220,6 +223,11 @@ INFERENCE_MAX_TOKENS = env.int("INFERENCE_MAX_TOKENS", default=512)
 CHORUS_CANDIDATE_SHARE = env.float("CHORUS_CANDIDATE_SHARE", default=0.2)
 # Most candidate replies one run writes, so a run stays short however many slots are open.
 CHORUS_CANDIDATE_MAX_PER_RUN = env.int("CHORUS_CANDIDATE_MAX_PER_RUN", default=20)
+
+# Health checks (README "Deployment"): /readyz checks PostgreSQL, Redis (with REDIS_URL) and
+# the inference server (with INFERENCE_URL) in parallel; one that has not answered within
+# this many seconds counts as down.
+CHORUS_READYZ_TIMEOUT = env.float("CHORUS_READYZ_TIMEOUT", default=2.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -244,6 +244,10 @@ PAGES: dict[str, tuple[Call, ...]] = {
     "rest_framework:logout": (Call("post", EVERYONE, writes=False),),
     "schema": (get(EVERYONE),),
     "api-docs": (get(EVERYONE),),
+    # Health endpoints for probes: anonymous, read-only, the same answer for everyone
+    # (test_health.py tests what they say).
+    "healthz": (get(EVERYONE),),
+    "readyz": (get(EVERYONE),),
     "admin:index": (get(frozenset({ADMIN})),),
     # Moderators' figures and the exports. A push tries the (unreachable) Hub: the page
     # says why it failed and nothing is recorded.
