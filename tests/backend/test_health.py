@@ -24,6 +24,13 @@ from tests.inference import closed_port_url
 PROBE_HOST = "10.1.2.3:8000"
 
 
+@pytest.fixture(autouse=True)
+def _patient_checks(settings):  # type: ignore[no-untyped-def]
+    """A check's first run builds its client and opens the pool; on a busy test machine that
+    can pass the 2 s default. Only the timeout test wants a short one (and sets it)."""
+    settings.CHORUS_READYZ_TIMEOUT = 15.0
+
+
 def closed_redis_url() -> str:
     return closed_port_url().replace("http://", "redis://") + "/0"
 
@@ -169,7 +176,7 @@ def test_readyz_gives_up_on_a_redis_that_never_answers_within_its_timeout(
     settings.CHORUS_READYZ_TIMEOUT = 0.5
     started = time.monotonic()
     response = probe("/readyz")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 5  # 0.5 s, and what a busy test machine adds
     assert response.status_code == 503
     assert response.json()["checks"]["redis"]["error"] == "timed out"
 
