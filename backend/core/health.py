@@ -116,20 +116,23 @@ def _describe(error: BaseException) -> str:
 # At most one check of each dependency runs at a time in a process: a probe that finds one
 # still running waits for that one instead of starting another, so a flood of probes
 # against a hung dependency cannot pile up threads (each ends by its own timeouts).
-_in_flight: dict[tuple[str, str], Future[None]] = {}
+# A check's future holds its duration in seconds and the exception it raised, if any.
+Outcome = tuple[float, BaseException | None]
+_in_flight: dict[tuple[str, str], Future[Outcome]] = {}
 _in_flight_lock = threading.Lock()
 
 
-def _run(check: Callable[[], None], future: Future[None]) -> None:
+def _run(check: Callable[[], None], future: Future[Outcome]) -> None:
+    started = time.monotonic()
     try:
         check()
     except BaseException as error:
-        future.set_exception(error)
+        future.set_result((time.monotonic() - started, error))
     else:
-        future.set_result(None)
+        future.set_result((time.monotonic() - started, None))
 
 
-def _start(name: str, target: str, check: Callable[[], None]) -> Future[None]:
+def _start(name: str, target: str, check: Callable[[], None]) -> Future[Outcome]:
     key = (name, target)
     with _in_flight_lock:
         future = _in_flight.get(key)
@@ -159,17 +162,17 @@ def readiness() -> dict[str, CheckResult]:
     results: dict[str, CheckResult] = {}
     for name, future in futures.items():
         remaining = max(0.0, started + timeout - time.monotonic())
-        error = ""
         try:
-            future.result(timeout=remaining)
+            seconds, failure = future.result(timeout=remaining)
         except FutureTimeout:
-            error = "timed out"
             log.warning("readyz: the %s check took longer than %.1f s", name, timeout)
-        except Exception as failure:
+            results[name] = CheckResult(ok=False, ms=timeout * 1000, error="timed out")
+            continue
+        error = ""
+        if failure is not None:
             error = _describe(failure)
             log.warning("readyz: the %s check failed: %r", name, failure)
-        ms = (time.monotonic() - started) * 1000
-        results[name] = CheckResult(ok=not error, ms=ms, error=error)
+        results[name] = CheckResult(ok=not error, ms=seconds * 1000, error=error)
     return results
 
 

@@ -87,6 +87,7 @@ def test_healthz_answers_without_touching_the_database():
     assert response.json() == {"status": "ok"}
     assert response["Cache-Control"] == "no-store"
     assert not response.cookies, "a probe must not get a session"
+    assert Client().head("/healthz", HTTP_HOST=PROBE_HOST).status_code == 200
 
 
 def test_the_health_endpoints_are_named_urls():
