@@ -1,7 +1,6 @@
 """The Celery application. Jobs live in each app's jobs.py (the word "task" is the volunteers')."""
 
 import logging
-import logging.config
 import os
 from typing import Any
 
@@ -20,7 +19,9 @@ def configure_logging(loglevel: int | None = None, **kwargs: Any) -> None:
     instead of through Celery's own handlers; `-l` can only make them more verbose."""
     from django.conf import settings
 
-    logging.config.dictConfig(settings.LOGGING)
+    from backend.core.logs import configure
+
+    configure(settings.LOGGING)
     root = logging.getLogger()
     if loglevel is not None and loglevel < root.getEffectiveLevel():
         root.setLevel(loglevel)

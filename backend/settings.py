@@ -8,6 +8,7 @@ INFERENCE_URL turns the same code into a horizontally scalable deployment.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import environ
@@ -367,9 +368,16 @@ for _network in CHORUS_METRICS_NETWORKS:
 # this folder; prometheus_client reads the same variable when it is imported. Empty: each
 # process shows only its own.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if not PROMETHEUS_MULTIPROC_DIR:
+    # Set but empty (a blank line in an env file) would put prometheus_client into
+    # multiprocess mode writing to the current folder.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+elif not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ValueError(f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR} is not a folder")
 # Celery must leave logging to LOGGING below (backend/celery.py applies it to workers).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+LOGGING_CONFIG = "backend.core.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

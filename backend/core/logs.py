@@ -12,6 +12,7 @@ Nothing here imports Django's models: logging is configured before the apps load
 from __future__ import annotations
 
 import logging
+import logging.config
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 
 # The request this thread (or task) is serving; set by RequestMonitoringMiddleware.
 current_request: ContextVar[HttpRequest | None] = ContextVar("current_request", default=None)
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Django's LOGGING_CONFIG (and Celery's, in backend/celery.py): settings.LOGGING, and in
+    json mode Python's warnings through it too, so that nothing on stderr is plain text."""
+    from django.conf import settings
+
+    logging.config.dictConfig(config)
+    logging.captureWarnings(settings.LOG_FORMAT == "json")
 
 
 class JsonFormatter(OrjsonFormatter):
