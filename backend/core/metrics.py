@@ -203,9 +203,9 @@ class _ThisProcess:
         yield from REGISTRY.collect()
 
 
-def render() -> bytes:
-    """Everything in Prometheus's text format: every process's counts (or this one's) and
-    the figures read now."""
+def render(*, read_now: bool = True) -> bytes:
+    """Everything in Prometheus's text format: every process's counts (or this one's) and,
+    with `read_now`, the figures read at scrape time."""
     registry = CollectorRegistry()
     collector: Any
     if settings.PROMETHEUS_MULTIPROC_DIR:
@@ -213,5 +213,6 @@ def render() -> bytes:
     else:
         collector = _ThisProcess()
     registry.register(collector)
-    registry.register(ScrapeTimeCollector())
+    if read_now:
+        registry.register(ScrapeTimeCollector())
     return generate_latest(registry)

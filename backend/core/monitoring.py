@@ -127,29 +127,37 @@ def _networks(configured: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipadd
     return [ipaddress.ip_network(n, strict=False) for n in configured]
 
 
-def _from_allowed_network(request: HttpRequest) -> bool:
+def _from_allowed_network(remote_addr: str) -> bool:
     networks = _networks(tuple(settings.CHORUS_METRICS_NETWORKS))
     if not networks:
         return False
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(remote_addr)
     except ValueError:
         return False
     return any(address in network for network in networks)
 
 
+def scrape_refusal(authorization: str, remote_addr: str) -> tuple[int, dict] | None:
+    """Why a scrape is refused (status and error body), or None when it may go ahead."""
+    token = settings.CHORUS_METRICS_TOKEN
+    if authorization.startswith("Bearer ") and token:
+        if hmac.compare_digest(authorization.removeprefix("Bearer ").encode(), token.encode()):
+            return None
+        return 403, error_body("permission_denied", "This token does not open the metrics.")
+    if _from_allowed_network(remote_addr):
+        return None
+    return 404, error_body("not_found", "No such resource.")
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus's text format, for the configured scrapers only (see the module)."""
-    header = request.headers.get("Authorization", "")
-    token = settings.CHORUS_METRICS_TOKEN
-    if header.startswith("Bearer ") and token:
-        if not hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode()):
-            return JsonResponse(
-                error_body("permission_denied", "This token does not open the metrics."),
-                status=403,
-            )
-    elif not _from_allowed_network(request):
-        return JsonResponse(error_body("not_found", "No such resource."), status=404)
+    refused = scrape_refusal(
+        request.headers.get("Authorization", ""), request.META.get("REMOTE_ADDR", "")
+    )
+    if refused is not None:
+        status, body = refused
+        return JsonResponse(body, status=status)
     if request.method not in ("GET", "HEAD"):
         return JsonResponse(
             error_body("method_not_allowed", f"Method {request.method} not allowed."), status=405

@@ -329,6 +329,38 @@ def test_a_scrape_adds_up_what_several_processes_counted(scraper, settings, tmp_
     # The scrape-time figures come along in multiprocess mode too.
     assert ("chorus_exports", frozenset({("status", "done")})) in samples
 
+    # A machine with workers only serves the same sums with `manage.py serve_metrics`,
+    # without the figures read at scrape time (the web's scrape has them), to the token only.
+    served = serve_metrics_scrape(f"Bearer {TOKEN}")
+    assert served[0] == "200 OK"
+    families = list(text_string_to_metric_families(served[1].decode()))
+    by_sample = {
+        (s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples
+    }
+    assert value(by_sample, "chorus_http_requests_total", **labels) == 7
+    assert not [key for key in by_sample if key[0] == "chorus_exports"]
+    assert serve_metrics_scrape("")[0] == "404 Not Found"
+    assert serve_metrics_scrape("Bearer wrong")[0] == "403 Forbidden"
+
+
+def serve_metrics_scrape(authorization: str) -> tuple[str, bytes]:
+    from backend.core.management.commands.serve_metrics import metrics_app
+
+    answer: list[str] = []
+    body = metrics_app(
+        {"PATH_INFO": "/metrics", "HTTP_AUTHORIZATION": authorization, "REMOTE_ADDR": "10.9.9.9"},
+        lambda status, headers: answer.append(status),
+    )
+    return answer[0], b"".join(body)
+
+
+def test_serve_metrics_needs_a_multiprocess_folder(settings) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import CommandError, call_command
+
+    settings.PROMETHEUS_MULTIPROC_DIR = ""
+    with pytest.raises(CommandError, match="PROMETHEUS_MULTIPROC_DIR is not set"):
+        call_command("serve_metrics", "--port", "0")
+
 
 def test_random_task_types_are_labelled_by_what_was_handed_out(
     scraper, small_trees, volunteer
