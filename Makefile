@@ -83,7 +83,6 @@ messages: $(MO_FILES)
 # With PROMETHEUS_MULTIPROC_DIR set, the metric files of earlier runs (and of the setup
 # commands) are deleted before uvicorn starts, so its counts start at zero.
 run: $(INSTALLED) $(MO_FILES)
-	@if [ -n "$${PROMETHEUS_MULTIPROC_DIR:-}" ]; then mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; fi
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo
@@ -127,7 +126,7 @@ run: $(INSTALLED) $(MO_FILES)
 	echo; \
 	echo "Chorus is running at http://$(HOST):$(PORT)  (Ctrl-C stops it)"; \
 	echo; \
-	if [ -n "$${PROMETHEUS_MULTIPROC_DIR:-}" ]; then \
+	if [ -d "$${PROMETHEUS_MULTIPROC_DIR:-}" ]; then \
 	  find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete; \
 	fi; \
 	echo "$(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)"; \

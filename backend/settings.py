@@ -372,8 +372,6 @@ if not PROMETHEUS_MULTIPROC_DIR:
     # Set but empty (a blank line in an env file) would put prometheus_client into
     # multiprocess mode writing to the current folder.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-elif not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
-    raise ValueError(f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR} is not a folder")
 # Celery must leave logging to LOGGING below (backend/celery.py applies it to workers).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -15,6 +15,7 @@ shares the folder. Without it a scrape shows the answering process alone.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +34,10 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.multiprocess import MultiProcessCollector
 
 logger = logging.getLogger(__name__)
+
+# Before the first value is written (values exist per label set, so none is yet).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 # The `_created` series (when each label set first appeared) would double what a scrape
 # carries and tell nothing a counter's reset does not.

@@ -136,6 +136,12 @@ def free_port() -> int:
 
 def json_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    if not env.get("DATABASE_URL"):
+        # This run's embedded server, as production has its PostgreSQL: starting one would
+        # print platformdirs' warning before logging is configured.
+        from backend.core.embedded_db import embedded_database_url
+
+        env["DATABASE_URL"] = embedded_database_url()
     env.update(LOG_FORMAT="json", LOG_LEVEL="INFO", PYTHONWARNINGS="default", **extra)
     return env
 

@@ -306,8 +306,7 @@ WRITER = textwrap.dedent(
 def test_a_scrape_adds_up_what_several_processes_counted(scraper, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Two processes (as two uvicorn workers or Celery's pool would) write their counts to
     PROMETHEUS_MULTIPROC_DIR; a scrape of any process shows their sums."""
-    folder = tmp_path / "prometheus"
-    folder.mkdir()
+    folder = tmp_path / "prometheus"  # made by the processes that write to it
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
     writers = [
         subprocess.Popen(  # noqa: S603
