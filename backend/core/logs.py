@@ -42,9 +42,11 @@ class JsonFormatter(OrjsonFormatter):
         kwargs.setdefault("fmt", "%(levelname)s %(name)s %(message)s")
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
         kwargs.setdefault("timestamp", True)
-        # django.request puts the request object (and django.server the raw socket) on its
-        # records for other handlers: not data for a log line.
-        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request", "server_time"])
+        # Not data for a log line: django.request's request object and django.server's
+        # time (for other handlers), uvicorn's message again with terminal colours.
+        kwargs.setdefault(
+            "reserved_attrs", [*RESERVED_ATTRS, "request", "server_time", "color_message"]
+        )
         super().__init__(**kwargs)
 
 

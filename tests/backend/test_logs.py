@@ -200,6 +200,7 @@ def test_uvicorn_writes_nothing_but_json_lines() -> None:
     assert [(r["path"], r["status"]) for r in access] == [("/guidelines/", 200)]
     assert not [r for r in records if r["logger"] == "uvicorn.access"]
     assert all({"timestamp", "level", "logger", "message"} <= set(r) for r in records)
+    assert not [r for r in records if "color_message" in r]  # uvicorn's terminal colours
 
 
 @pytest.mark.slow
