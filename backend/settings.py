@@ -356,7 +356,7 @@ if LOG_FORMAT not in ("json", "text"):
     raise ValueError(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING")
 # /metrics (Prometheus text format) answers a bearer token and clients in these networks
-# (CIDRs); everyone else gets 404. Empty both and no one can read it.
+# (CIDRs); a wrong token gets 403, anyone else 404. Both empty: no one can read it.
 CHORUS_METRICS_TOKEN = env.str("CHORUS_METRICS_TOKEN", default="")
 CHORUS_METRICS_NETWORKS = env.list("CHORUS_METRICS_NETWORKS", default=[])
 for _network in CHORUS_METRICS_NETWORKS:

@@ -125,6 +125,22 @@ def test_a_job_s_lines_carry_its_name_and_id() -> None:
     assert line["job_id"] == result.id
 
 
+def test_an_unknown_log_format_stops_the_settings() -> None:
+    env = {**os.environ, "LOG_FORMAT": "xml"}
+    env.setdefault("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+    done = subprocess.run(
+        [sys.executable, "-c", "import backend.settings"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "LOG_FORMAT must be json or text, not 'xml'" in done.stderr
+
+
 # --- Real processes ----------------------------------------------------------------------
 
 
