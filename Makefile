@@ -80,6 +80,8 @@ messages: $(MO_FILES)
 # assistant's inference server (`python -m ml serve`, the default model) in the background,
 # waits for its /health, hands its address to the web process as INFERENCE_URL and stops it
 # when the web server stops (Ctrl-C). Without the extra the site runs as before, chat off.
+# With PROMETHEUS_MULTIPROC_DIR set, the metric files of earlier runs (and of the setup
+# commands) are deleted before uvicorn starts, so its counts start at zero.
 run: $(INSTALLED) $(MO_FILES)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
@@ -124,6 +126,9 @@ run: $(INSTALLED) $(MO_FILES)
 	echo; \
 	echo "Chorus is running at http://$(HOST):$(PORT)  (Ctrl-C stops it)"; \
 	echo; \
+	if [ -d "$${PROMETHEUS_MULTIPROC_DIR:-}" ]; then \
+	  find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete; \
+	fi; \
 	echo "$(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)"; \
 	$(BIN)/uvicorn backend.asgi:application $(UVICORN_ARGS)
 

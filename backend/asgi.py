@@ -21,6 +21,7 @@ from backend.wsgi import application as wsgi_application  # sets Django up first
 
 # isort: split
 from backend.core.live import remember_serving_loop
+from backend.core.monitoring import count_websocket
 from backend.routing import websocket_urlpatterns  # the consumers import models
 
 # One thread per pooled database connection: a request never waits for a connection.
@@ -36,4 +37,7 @@ router = ProtocolTypeRouter({"http": http, "websocket": websocket})
 async def application(scope: dict, receive: Any, send: Any) -> None:
     # Live updates from request threads are handed to this loop (backend.core.live).
     remember_serving_loop()
-    await router(scope, receive, send)
+    if scope["type"] == "websocket":
+        await count_websocket(router, scope, receive, send)
+    else:
+        await router(scope, receive, send)

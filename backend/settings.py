@@ -7,6 +7,8 @@ INFERENCE_URL turns the same code into a horizontally scalable deployment.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from pathlib import Path
 
 import environ
@@ -58,6 +60,8 @@ MIDDLEWARE = [
     # /healthz and /readyz answer first: before the host check (probes ask by IP address),
     # HTTPS redirects, sessions, CSRF and rate limits (backend/core/health.py).
     "backend.core.health.HealthCheckMiddleware",
+    # Next: the access log and request metrics see every other answer, static files too.
+    "backend.core.monitoring.RequestMonitoringMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.core.middleware.QueryCountMiddleware",
@@ -350,12 +354,61 @@ WHITENOISE_USE_FINDERS = DEBUG or env.bool("WHITENOISE_USE_FINDERS", default=Fal
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 
+# --- Logs and metrics (README "Monitoring") ----------------------------------------------
+# LOG_FORMAT=json writes one JSON object per line on stderr (timestamp, level, logger,
+# message, the request's method, path and user, a job's id and name, exception text), for
+# log collectors; text (the default) is for people at a terminal. In json mode the
+# `chorus.access` line replaces uvicorn's access log.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("json", "text"):
+    raise ValueError(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING")
+# /metrics (Prometheus text format) answers a bearer token and clients in these networks
+# (CIDRs); a wrong token gets 403, anyone else 404. Both empty: no one can read it.
+CHORUS_METRICS_TOKEN = env.str("CHORUS_METRICS_TOKEN", default="")
+CHORUS_METRICS_NETWORKS = env.list("CHORUS_METRICS_NETWORKS", default=[])
+for _network in CHORUS_METRICS_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ValueError(f"CHORUS_METRICS_NETWORKS: {_network!r} is not a network") from None
+# Several processes (uvicorn workers, Celery's pool) add up their metrics through files in
+# this folder; prometheus_client reads the same variable when it is imported. Empty: each
+# process shows only its own.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if not PROMETHEUS_MULTIPROC_DIR:
+    # Set but empty (a blank line in an env file) would put prometheus_client into
+    # multiprocess mode writing to the current folder.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+# Celery must leave logging to LOGGING below (backend/celery.py applies it to workers).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+LOGGING_CONFIG = "backend.core.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
-    # 4xx answers (e.g. "no task available" while volunteers poll) are not the server's
-    # problems; the access log has them.
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "formatters": {"json": {"()": "backend.core.logs.JsonFormatter"}},
+    "filters": {"context": {"()": "backend.core.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            **({"formatter": "json", "filters": ["context"]} if LOG_FORMAT == "json" else {}),
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # 4xx answers (e.g. "no task available" while volunteers poll) are not the server's
+        # problems; the access log has them.
+        "django.request": {"level": "ERROR"},
+        # In json mode uvicorn's own lines go through the JSON handler too, and its access
+        # log (plain text, no route or user) gives way to chorus.access.
+        **(
+            {
+                "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+                "uvicorn.access": {"level": "WARNING"},
+            }
+            if LOG_FORMAT == "json"
+            else {}
+        ),
+    },
 }

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backend.core import health
+from backend.core.monitoring import metrics_view
 
 urlpatterns = [
     # HealthCheckMiddleware answers these before the rest of the stack; named here so they
@@ -14,6 +15,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("backend.api_urls")),
     path("api/auth/", include("rest_framework.urls")),  # log in for the browsable API
+    # Prometheus's scrapes: a plain Django view, so not in the API's schema.
+    path("metrics", metrics_view, name="metrics"),
     path("", include("frontend.urls")),
 ]
 

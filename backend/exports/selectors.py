@@ -20,8 +20,8 @@ from uuid import UUID
 import orjson
 import psycopg
 from django.db import connection
-from django.db.models import Case, Q, QuerySet, TextField, When
-from django.db.models.functions import Cast
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, TextField, When
+from django.db.models.functions import Cast, Extract
 
 from backend.accounts.models import User
 from backend.core.errors import NotFound
@@ -308,3 +308,50 @@ def downloadable_version(export_id: UUID) -> tuple[DatasetExport, Path]:
     if export.status != ExportStatus.DONE or not export.path or not folder.is_dir():
         raise NotFound("This export has no version folder to download.")
     return export, folder
+
+
+# --- Figures for monitoring (backend.core.metrics reads them at each scrape) ---------------
+
+
+@dataclass(frozen=True)
+class ExportDurations:
+    """Run times of the finished exports of one status, as a cumulative histogram."""
+
+    bucket_counts: list[int]  # exports that ran at most each bound, in the bounds' order
+    count: int
+    total_seconds: float
+
+
+def export_counts() -> dict[str, int]:
+    """How many exports are in each status (every status, zero where none)."""
+    counts = dict.fromkeys(ExportStatus.values, 0)
+    rows = DatasetExport.objects.values_list("status").annotate(n=Count("id")).order_by()
+    counts.update(dict(rows))
+    return counts
+
+
+def export_durations(bounds: list[float]) -> dict[str, ExportDurations]:
+    """From start to finish, in seconds, of the done and failed exports, by status: one
+    statement, however many exports there are."""
+    seconds = Extract(F("finished_at") - F("started_at"), "epoch")
+    buckets = {
+        f"le_{i}": Count("id", filter=Q(seconds__lte=bound)) for i, bound in enumerate(bounds)
+    }
+    rows = (
+        DatasetExport.objects.filter(
+            status__in=[ExportStatus.DONE, ExportStatus.FAILED],
+            started_at__isnull=False,
+            finished_at__isnull=False,
+        )
+        .annotate(seconds=seconds)
+        .values("status")
+        .annotate(n=Count("id"), total=Sum("seconds"), **buckets)
+        .values_list("status", "n", "total", *buckets)
+        .order_by()
+    )
+    return {
+        status: ExportDurations(
+            bucket_counts=list(below), count=n, total_seconds=float(total or 0.0)
+        )
+        for status, n, total, *below in rows
+    }

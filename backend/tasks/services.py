@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.community import services as community
-from backend.core import live
+from backend.core import live, metrics
 from backend.core.errors import (
+    ChorusError,
     DuplicatePrompt,
     IdempotencyKeyReused,
     InvalidInput,
@@ -88,6 +89,16 @@ def request_task(*, user: User, task_type: str, lang: str) -> Task:
 
     Raises UserBanned, InvalidInput, NoTaskAvailable (with the reasons).
     """
+    try:
+        task = _request_task(user=user, task_type=task_type, lang=lang)
+    except ChorusError as error:
+        metrics.TASK_REQUESTS.labels(metrics.task_type_label(task_type), error.code).inc()
+        raise
+    metrics.TASK_REQUESTS.labels(task.type, "handed_out").inc()
+    return task
+
+
+def _request_task(*, user: User, task_type: str, lang: str) -> Task:
     ensure_can_work(user)
     validate_lang(lang)
     if task_type != RANDOM and task_type not in TaskType.values:
@@ -251,15 +262,22 @@ def submit_task(
     Raises NotFound, NotYourTask, TaskAlreadyDone, TaskExpired, TreeHalted, TreeMovedOn,
     InvalidInput, DuplicatePrompt, IdempotencyKeyReused, UserBanned.
     """
-    ensure_can_work(user)
     try:
-        return _submit(task_id=task_id, user=user, key=key, payload=payload)
-    except IntegrityError as error:
-        if "task_submission_key_unique" in str(error):
-            raise IdempotencyKeyReused(
-                "This idempotency key was used for another task.", fields={"key": ["Reused."]}
-            ) from error
+        ensure_can_work(user)
+        try:
+            submission = _submit(task_id=task_id, user=user, key=key, payload=payload)
+        except IntegrityError as error:
+            if "task_submission_key_unique" in str(error):
+                raise IdempotencyKeyReused(
+                    "This idempotency key was used for another task.", fields={"key": ["Reused."]}
+                ) from error
+            raise
+    except ChorusError as error:
+        metrics.TASK_SUBMISSIONS.labels("unknown", error.code).inc()
         raise
+    outcome = "replayed" if submission.replayed else "submitted"
+    metrics.TASK_SUBMISSIONS.labels(submission.task.type, outcome).inc()
+    return submission
 
 
 @transaction.atomic

@@ -248,6 +248,9 @@ PAGES: dict[str, tuple[Call, ...]] = {
     # (test_health.py tests what they say).
     "healthz": (get(EVERYONE),),
     "readyz": (get(EVERYONE),),
+    # Prometheus's scrapes: opened by a token or a network, never by a role (404 to every
+    # role here, where neither is configured; tests/backend/test_metrics.py opens it).
+    "metrics": (get(NOBODY),),
     "admin:index": (get(frozenset({ADMIN})),),
     # Moderators' figures and the exports. A push tries the (unreachable) Hub: the page
     # says why it failed and nothing is recorded.
