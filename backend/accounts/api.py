@@ -131,7 +131,7 @@ class ApiKeyListView(APIView):
             owner=request.user, name=serializer.validated_data["name"]
         )
         body = {**ApiKeyOutput(client).data, "key": key}
-        response = Response(self.CreatedOutput(body).data, status=status.HTTP_201_CREATED)
+        response = Response(body, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"  # no copy of the key in any cache
         return response
 
