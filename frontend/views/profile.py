@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
@@ -49,7 +50,13 @@ def profile(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Your settings were saved."))
             response = redirect("profile")
             if user.ui_language:
-                response.set_cookie("django_language", user.ui_language, samesite="Lax")
+                response.set_cookie(
+                    settings.LANGUAGE_COOKIE_NAME,
+                    user.ui_language,
+                    samesite="Lax",
+                    secure=settings.LANGUAGE_COOKIE_SECURE,
+                    httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                )
             return response
     return _settings_page(request, form)
 
