@@ -19,6 +19,7 @@ from frontend.markdown import render_markdown
 from tests.conftest import PROJECT_ROOT
 
 ENV_EXAMPLE = PROJECT_ROOT / "docker" / ".env.example"
+BASE_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -46,13 +47,10 @@ def database_url() -> str:
 
 def check_deploy(**overrides: str) -> subprocess.CompletedProcess[str]:
     """`manage.py check --deploy` in a fresh process with the production environment."""
-    production = read_env_file(ENV_EXAMPLE)
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in production and key not in ("DEBUG", "SECRET_KEY")
-    }
-    environment |= production
+    # Only what a process needs to start, then production's values: nothing of the test
+    # run's own environment (e.g. DJANGO_ALLOW_ASYNC_UNSAFE, set for the browser tests).
+    environment = {key: os.environ[key] for key in BASE_ENVIRONMENT if key in os.environ}
+    environment |= read_env_file(ENV_EXAMPLE)
     environment |= {
         "DJANGO_SETTINGS_MODULE": "backend.settings",
         "SECRET_KEY": secrets.token_urlsafe(50),

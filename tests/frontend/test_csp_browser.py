@@ -43,8 +43,8 @@ class Watched:
         if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
             self.console.append(message.text)
 
-    def goto(self, path: str):  # type: ignore[no-untyped-def]
-        response = self.page.goto(path)
+    def goto(self, path: str, **options):  # type: ignore[no-untyped-def]
+        response = self.page.goto(path, **options)
         assert response is not None
         assert response.status < 400, (path, response.status)
         csp = response.header_value("content-security-policy")
@@ -121,9 +121,18 @@ def test_the_volunteer_pages_work_under_the_policy(  # type: ignore[no-untyped-d
     camera.shoot(volunteer.page, "chat")
     volunteer.assert_clean()
 
+    # The settings page: a new API key, shown once.
+    volunteer.goto("/settings/")
+    volunteer.page.get_by_label("Name of the new key").fill("my bot")
+    volunteer.page.get_by_role("button", name="Make a key").click()
+    expect(volunteer.page.locator("#new-key")).to_have_value(re.compile(r"^chorus_"))
+    camera.shoot(volunteer.page, "new-key")
+    volunteer.assert_clean()
+
     # The API docs: Swagger UI draws the operations from the schema.
-    volunteer.goto("/api/docs/")
-    volunteer.page.locator(".opblock").first.wait_for()
+    # Its bundle is large and the schema is built on request: slow on a busy machine.
+    volunteer.goto("/api/docs/", wait_until="domcontentloaded", timeout=60_000)
+    volunteer.page.locator(".opblock").first.wait_for(timeout=60_000)
     camera.shoot(volunteer.page, "api-docs")
     volunteer.assert_clean()
 
