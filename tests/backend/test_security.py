@@ -180,13 +180,6 @@ def test_behind_the_proxy_http_is_redirected_but_health_checks_are_not(settings)
     assert Client().get("/healthz").status_code != 301
 
 
-def test_an_oauth_provider_is_allowed_as_a_form_target_only_when_switched_on() -> None:
-    from django.conf import settings
-
-    form_action = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"]
-    assert form_action == ["'self'"]  # no provider in the test settings
-
-
 @pytest.mark.django_db
 def test_the_api_docs_run_without_inline_script() -> None:
     user = create_user(username="dev", password="pw")
