@@ -13,6 +13,8 @@ from backend.trees import api as trees
 urlpatterns = [
     path("me/", accounts.MeView.as_view(), name="me"),
     path("me/stats/", accounts.MyStatsView.as_view(), name="my-stats"),
+    path("me/keys/", accounts.ApiKeyListView.as_view(), name="api-keys"),
+    path("me/keys/<uuid:key_id>/", accounts.ApiKeyDetailView.as_view(), name="api-key"),
     path("leaderboard/", community.LeaderboardView.as_view(), name="leaderboard"),
     path("tasks/", tasks.TaskListView.as_view(), name="tasks"),
     path("tasks/availability/", tasks.AvailabilityView.as_view(), name="task-availability"),

@@ -63,6 +63,8 @@ MIDDLEWARE = [
     # Next: the access log and request metrics see every other answer, static files too.
     "backend.core.monitoring.RequestMonitoringMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "backend.core.csp.ChorusCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.core.middleware.QueryCountMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -351,8 +353,81 @@ STORAGES = {
 # Tests and `runserver` find static files in the apps without collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG or env.bool("WHITENOISE_USE_FINDERS", default=False)
 
+# --- Security (README "Security") ----------------------------------------------------------
+# The defaults keep `make run` working on plain http://127.0.0.1; production turns HTTPS on
+# with the values in docker/.env.example, and `manage.py check --deploy` passes with them.
+# Send every http:// request to https://. Health checks come from inside the deployment
+# over plain HTTP, so they are never redirected.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
+# Behind a TLS-terminating proxy, the header it sets to "https" (e.g. X-Forwarded-Proto);
+# empty: the request's own scheme. Set it only when the proxy overwrites that header,
+# else a client could claim HTTPS.
+_PROXY_SSL_HEADER = env.str("SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https") if _PROXY_SSL_HEADER else None
+)
+# HSTS: browsers use only HTTPS for this long once they saw the header. 0 (development)
+# sends none; production a year, once HTTPS works everywhere (it cannot be taken back early).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = env.str("SECURE_REFERRER_POLICY", default="same-origin")
+SECURE_CROSS_ORIGIN_OPENER_POLICY = env.str(
+    "SECURE_CROSS_ORIGIN_OPENER_POLICY", default="same-origin"
+)
+# No page of Chorus is meant to be framed (CSP frame-ancestors 'none' says the same).
+X_FRAME_OPTIONS = "DENY"
+# Cookies: only over HTTPS in production; never readable by scripts (the pages take the CSRF
+# token from the form, not the cookie); "Lax" so that coming back from an OAuth provider
+# (a top-level GET from another site) still carries the session.
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Content-Security-Policy (django-csp): only the site's own scripts, styles, images and
+# connections. 'self' in connect-src covers the same host's ws:/wss: in current browsers;
+# backend.core.csp adds the WebSocket origin explicitly for older ones. A sign-in form
+# posts to Chorus, which redirects to the OAuth provider: form-action must allow the
+# provider's origin or browsers stop the redirect. The API docs page has its own policy
+# (backend.core.api_docs). Images only from Chorus itself: a picture linked in a message
+# is not fetched, so no outside server learns who reads it. Extra origins for form-action
+# (another OAuth provider): CHORUS_CSP_FORM_ACTION.
+_OAUTH_AUTHORIZE_ORIGINS = {
+    "github": "https://github.com",
+    "gitlab": "https://gitlab.com",
+    "google": "https://accounts.google.com",
+    "discord": "https://discord.com",
+    "huggingface": "https://huggingface.co",
+}
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": [
+            "'self'",
+            *(
+                _OAUTH_AUTHORIZE_ORIGINS[name]
+                for name in _OAUTH_PROVIDERS
+                if name in _OAUTH_AUTHORIZE_ORIGINS
+            ),
+            *env.list("CHORUS_CSP_FORM_ACTION", default=[]),
+        ],
+    },
+}
 
 # --- Logs and metrics (README "Monitoring") ----------------------------------------------
 # LOG_FORMAT=json writes one JSON object per line on stderr (timestamp, level, logger,

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
+
+from backend.core.api_docs import ApiDocsView
 
 from backend.core import health
 from backend.core.monitoring import metrics_view
@@ -12,7 +14,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("backend.api_urls")),
     path("api/auth/", include("rest_framework.urls")),  # log in for the browsable API
     # Prometheus's scrapes: a plain Django view, so not in the API's schema.

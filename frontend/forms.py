@@ -162,3 +162,11 @@ class ProfileForm(forms.Form):
         required=False,
     )
     show_on_leaderboard = forms.BooleanField(label=_("Show me on the leaderboards"), required=False)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label=_("Name of the new key"),
+        max_length=100,
+        help_text=_("What it is for, e.g. “my review bot”."),
+    )

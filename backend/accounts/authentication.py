@@ -36,6 +36,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if client is None or not hmac.compare_digest(client.key_hash, hash_api_key(key)):
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         user = client.owner
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("The key's owner account is inactive.")
         acting = request.META.get(ACT_FOR_HEADER)
         if acting and acting != user.username:
             if not client.can_act_for_users:

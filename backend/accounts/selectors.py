@@ -1,14 +1,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from uuid import UUID
 
 import orjson
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
-from backend.accounts.models import User
+from backend.accounts.models import ApiClient, User
+from backend.core.errors import NotFound
 from backend.tasks.models import Task, TaskStatus
 from backend.trees.models import Message
+
+
+def api_clients_of(owner: User) -> QuerySet[ApiClient]:
+    """A person's API keys, live ones first, newest first (only prefixes: keys are not kept)."""
+    return ApiClient.objects.filter(owner=owner).order_by(
+        F("revoked_at").desc(nulls_first=True), "-created_at"
+    )
+
+
+def access_api_client(*, owner: User, client_id: UUID) -> ApiClient:
+    """One of the owner's keys; someone else's is as absent as a missing one."""
+    client = ApiClient.objects.filter(owner=owner, pk=client_id).first()
+    if client is None:
+        raise NotFound("No such API key.")
+    return client
 
 
 def working_languages(user: User) -> list[str]:

@@ -8,13 +8,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.accounts.models import ApiClient, Role, User
-from backend.core.errors import InvalidInput
+from backend.core.errors import Conflict, InvalidInput
 
 KEY_PREFIX = "chorus"
+MAX_NAME_LENGTH = 100
+# Live (unrevoked) keys per person: enough for every bot one runs, few enough to review.
+MAX_LIVE_KEYS = 20
 
 
 def hash_api_key(key: str) -> str:
-    # Keys are 256-bit random strings, so a fast hash is enough (nothing to brute-force).
+    # Keys carry 256 random bits, so a fast hash is enough: there is nothing to guess, and
+    # slow password hashing would cost every API request. A stolen table of hashes gives no
+    # key back.
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -33,6 +38,16 @@ def create_api_client(
     """Create a client and return it with its key; the key is not stored and shown only now."""
     if not name.strip():
         raise InvalidInput("An API client needs a name.", fields={"name": ["Required."]})
+    if len(name.strip()) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            "The name is too long.", fields={"name": [f"At most {MAX_NAME_LENGTH} characters."]}
+        )
+    live = ApiClient.objects.filter(owner=owner, revoked_at=None).count()
+    if live >= MAX_LIVE_KEYS:
+        raise Conflict(
+            f"You have {live} live API keys, the most there may be; revoke one first.",
+            fields={"name": ["Too many live keys."]},
+        )
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     client = ApiClient.objects.create(
@@ -45,8 +60,12 @@ def create_api_client(
     return client, key
 
 
-def revoke_api_client(*, client: ApiClient) -> None:
+def revoke_api_client(*, client: ApiClient) -> ApiClient:
+    """Revoke the key for good; the next request with it is refused (keys are checked
+    against the database on every request, nothing caches them)."""
     ApiClient.objects.filter(pk=client.pk, revoked_at=None).update(revoked_at=timezone.now())
+    client.refresh_from_db(fields=["revoked_at"])
+    return client
 
 
 def create_user(

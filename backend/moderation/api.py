@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from backend.accounts.models import User
 from backend.core.api_schema import errors
-from backend.core.http import AuthenticatedRequest
+from backend.core.http import AuthenticatedRequest, api_client
 from backend.moderation import figures, selectors, services
 from backend.moderation.models import VOLUNTEER_REASONS, Action
 from backend.trees.rules import State
@@ -45,6 +45,7 @@ class ReportView(APIView):
             reporter=request.user,
             reason=serializer.validated_data["reason"],
             text=serializer.validated_data.get("text", ""),
+            client=api_client(request),
         )
         return Response(self.Output(report).data, status=status.HTTP_201_CREATED)
 
@@ -85,7 +86,11 @@ class MessageEditView(APIView):
     def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         data = _valid(self.Input, request)
         message = services.edit_message(
-            moderator=request.user, message_id=message_id, text=data["text"], reason=data["reason"]
+            moderator=request.user,
+            client=api_client(request),
+            message_id=message_id,
+            text=data["text"],
+            reason=data["reason"],
         )
         return Response(ModeratedMessage(message).data)
 
@@ -100,7 +105,10 @@ class MessageDeleteView(APIView):
     def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         data = _valid(ReasonInput, request)
         message = services.delete_message(
-            moderator=request.user, message_id=message_id, reason=data["reason"]
+            moderator=request.user,
+            client=api_client(request),
+            message_id=message_id,
+            reason=data["reason"],
         )
         return Response(ModeratedMessage(message).data)
 
@@ -115,7 +123,10 @@ class MessageUndeleteView(APIView):
     def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         data = _valid(ReasonInput, request)
         message = services.undelete_message(
-            moderator=request.user, message_id=message_id, reason=data["reason"]
+            moderator=request.user,
+            client=api_client(request),
+            message_id=message_id,
+            reason=data["reason"],
         )
         return Response(ModeratedMessage(message).data)
 
@@ -136,7 +147,10 @@ class ResolveReportsView(APIView):
     def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         data = _valid(self.Input, request)
         count = services.resolve_reports(
-            moderator=request.user, message_id=message_id, note=data.get("note", "")
+            moderator=request.user,
+            client=api_client(request),
+            message_id=message_id,
+            note=data.get("note", ""),
         )
         return Response({"resolved": count})
 
@@ -161,6 +175,7 @@ class TreeSettingsView(APIView):
         data = _valid(self.Input, request)
         tree = services.change_tree_settings(
             moderator=request.user,
+            client=api_client(request),
             tree_id=tree_id,
             changes=data["settings"],
             reason=data["reason"],
@@ -189,7 +204,10 @@ def _user_action(name: str, summary: str):  # type: ignore[no-untyped-def]
         def post(self, request: AuthenticatedRequest, user_id: UUID) -> Response:
             data = _valid(ReasonInput, request)
             outcome = getattr(services, f"{name}_user")(
-                moderator=request.user, user_id=user_id, reason=data["reason"]
+                moderator=request.user,
+                client=api_client(request),
+                user_id=user_id,
+                reason=data["reason"],
             )
             user = User.objects.get(pk=user_id)
             body: dict[str, Any] = {
@@ -279,6 +297,8 @@ class AuditLogView(APIView):
         created_at = serializers.DateTimeField()
         actor_id = serializers.UUIDField(allow_null=True)
         actor_name = serializers.CharField()
+        api_client_id = serializers.UUIDField(allow_null=True)
+        api_client_name = serializers.CharField()
         action = serializers.CharField()
         target_type = serializers.CharField()
         target_id = serializers.CharField()

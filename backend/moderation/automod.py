@@ -17,6 +17,7 @@ confirms it (resolves the report) or reverts it (restores the message or resumes
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -115,7 +116,7 @@ def _act(*, message_id: UUID, trigger: str, count: int) -> str | None:
         return None  # acted on before, or a moderator removed it already
     Message.objects.filter(pk=message.pk).update(auto_moderated_at=timezone.now())
     what = f"{count} red flags" if trigger == Trigger.RED_FLAGS else f"skipped by {count}"
-    details = {"trigger": trigger, "count": count}
+    details: dict[str, Any] = {"trigger": trigger, "count": count}
     if settings.CHORUS_AUTOMOD_ACTION != "halt":
         action = Action.AUTO_HIDE
         delete_message(

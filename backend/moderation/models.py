@@ -39,6 +39,15 @@ class Report(models.Model):
         on_delete=models.CASCADE,
         related_name="reports",
     )
+    # The API client (key) it came through, if any; the acting user is `reporter`.
+    api_client = models.ForeignKey(
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
+    )
     reason = models.CharField(max_length=32, choices=ReportReason.choices)
     text = models.CharField(max_length=2000, blank=True)
     # Auto-moderation's findings, e.g. {"pii": ["email", "phone"]} (kinds, never values) or
@@ -91,6 +100,10 @@ class AuditEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor_id = models.UUIDField(null=True, blank=True)  # None: the system (auto-moderation)
     actor_name = models.CharField(max_length=150)
+    # The API client the actor acted through (None: a page, or the system), as plain
+    # values like the actor.
+    api_client_id = models.UUIDField(null=True, blank=True)
+    api_client_name = models.CharField(max_length=120, blank=True)
     action = models.CharField(max_length=32, choices=Action.choices)
     target_type = models.CharField(max_length=16)  # message, tree, user, report
     target_id = models.CharField(max_length=64)

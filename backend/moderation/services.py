@@ -7,7 +7,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backend.accounts.models import Role, User
+from backend.accounts.models import ApiClient, Role, User
 from backend.core import live
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
 from backend.moderation.models import VOLUNTEER_REASONS, Action, AuditEntry, Report
@@ -24,7 +24,14 @@ def announce_report(message_id: UUID) -> None:
     live.broadcast(live.MODERATION_GROUP, {"type": "report.created", "message_id": str(message_id)})
 
 
-def report_message(*, message: Message, reporter: User, reason: str, text: str = "") -> Report:
+def report_message(
+    *,
+    message: Message,
+    reporter: User,
+    reason: str,
+    text: str = "",
+    client: ApiClient | None = None,
+) -> Report:
     """Put a message in front of the moderators. One open report per person and message.
     A banned account may not report: it could flood the moderators' queue."""
     if reporter.is_banned:
@@ -37,7 +44,11 @@ def report_message(*, message: Message, reporter: User, reason: str, text: str =
     try:
         with transaction.atomic():
             report = Report.objects.create(
-                message=message, reporter=reporter, reason=reason, text=text.strip()[:2000]
+                message=message,
+                reporter=reporter,
+                api_client=client,
+                reason=reason,
+                text=text.strip()[:2000],
             )
     except IntegrityError:
         raise Conflict("You reported this message already; a moderator will look at it.") from None
@@ -79,6 +90,7 @@ def audit(
     action: str,
     target: Message | MessageTree | User | Report,
     reason: str = "",
+    client: ApiClient | None = None,
     **details: Any,
 ) -> AuditEntry:
     target_type = {
@@ -90,6 +102,8 @@ def audit(
     return AuditEntry.objects.create(
         actor_id=actor.pk if actor else None,
         actor_name=actor.username if actor else "auto-moderation",
+        api_client_id=client.pk if client else None,
+        api_client_name=client.name if client else "",
         action=action,
         target_type=target_type,
         target_id=str(target.pk),
@@ -109,7 +123,9 @@ def locked_message(message_id: UUID) -> tuple[MessageTree, Message]:
 
 
 @transaction.atomic
-def edit_message(*, moderator: User, message_id: UUID, text: str, reason: str) -> Message:
+def edit_message(
+    *, moderator: User, message_id: UUID, text: str, reason: str, client: ApiClient | None = None
+) -> Message:
     """Change a message's text; the old text is kept as a revision. In a live tree its
     reviews and the rankings that compared it go stale and it is reviewed again."""
     ensure_moderator(moderator)
@@ -127,6 +143,7 @@ def edit_message(*, moderator: User, message_id: UUID, text: str, reason: str) -
     trees.advance_tree(tree)
     audit(
         actor=moderator,
+        client=client,
         action=Action.MESSAGE_EDIT,
         target=message,
         reason=reason,
@@ -147,6 +164,7 @@ def delete_message(
     reason: str,
     action: str = Action.MESSAGE_DELETE,
     details: dict[str, Any] | None = None,
+    client: ApiClient | None = None,
 ) -> Message:
     """Hide a message and everything below it. Deleting a first prompt halts its tree.
     Without a moderator it is auto-moderation's act (`action` says which, `details` go
@@ -167,7 +185,8 @@ def delete_message(
     else:
         trees.advance_tree(tree)
     audit(
-        actor=moderator, action=action, target=message, reason=reason,
+        actor=moderator,
+        client=client, action=action, target=message, reason=reason,
         tree_id=tree.pk, messages=len(changed), **(details or {}),
     )  # fmt: skip
     message.refresh_from_db()
@@ -175,7 +194,9 @@ def delete_message(
 
 
 @transaction.atomic
-def undelete_message(*, moderator: User, message_id: UUID, reason: str) -> Message:
+def undelete_message(
+    *, moderator: User, message_id: UUID, reason: str, client: ApiClient | None = None
+) -> Message:
     """Restore a deleted message with everything below it, if its place is still free."""
     ensure_moderator(moderator)
     reason = _reason(reason)
@@ -194,7 +215,8 @@ def undelete_message(*, moderator: User, message_id: UUID, reason: str) -> Messa
     changed = corrections.set_deleted(message=message, deleted=False)
     trees.advance_tree(tree)
     audit(
-        actor=moderator, action=Action.MESSAGE_UNDELETE, target=message, reason=reason,
+        actor=moderator,
+        client=client, action=Action.MESSAGE_UNDELETE, target=message, reason=reason,
         tree_id=tree.pk, messages=len(changed),
     )  # fmt: skip
     message.refresh_from_db()
@@ -202,18 +224,29 @@ def undelete_message(*, moderator: User, message_id: UUID, reason: str) -> Messa
 
 
 @transaction.atomic
-def halt_tree(*, moderator: User, tree_id: UUID, reason: str = "") -> MessageTree:
+def halt_tree(
+    *, moderator: User, tree_id: UUID, reason: str = "", client: ApiClient | None = None
+) -> MessageTree:
     reason = _reason(reason, required=False)
     tree = trees.halt_tree(tree_id=tree_id, moderator=moderator)
-    audit(actor=moderator, action=Action.TREE_HALT, target=tree, reason=reason)
+    audit(actor=moderator, client=client, action=Action.TREE_HALT, target=tree, reason=reason)
     return tree
 
 
 @transaction.atomic
-def resume_tree(*, moderator: User, tree_id: UUID, reason: str = "") -> MessageTree:
+def resume_tree(
+    *, moderator: User, tree_id: UUID, reason: str = "", client: ApiClient | None = None
+) -> MessageTree:
     reason = _reason(reason, required=False)
     tree = trees.resume_tree(tree_id=tree_id, moderator=moderator)
-    audit(actor=moderator, action=Action.TREE_RESUME, target=tree, reason=reason, state=tree.state)
+    audit(
+        actor=moderator,
+        client=client,
+        action=Action.TREE_RESUME,
+        target=tree,
+        reason=reason,
+        state=tree.state,
+    )
     return tree
 
 
@@ -232,7 +265,12 @@ TREE_SETTINGS: dict[str, tuple[type, float, float]] = {
 
 @transaction.atomic
 def change_tree_settings(
-    *, moderator: User, tree_id: UUID, changes: dict[str, Any], reason: str
+    *,
+    moderator: User,
+    tree_id: UUID,
+    changes: dict[str, Any],
+    reason: str,
+    client: ApiClient | None = None,
 ) -> MessageTree:
     """Change one tree's limits (copied from the deployment's settings at its creation)."""
     ensure_moderator(moderator)
@@ -270,7 +308,8 @@ def change_tree_settings(
     tree.save(update_fields=list(clean))
     trees.advance_tree(tree)
     audit(
-        actor=moderator, action=Action.TREE_SETTINGS, target=tree, reason=reason,
+        actor=moderator,
+        client=client, action=Action.TREE_SETTINGS, target=tree, reason=reason,
         before=before, after=clean,
     )  # fmt: skip
     return tree
@@ -296,7 +335,9 @@ def _close_open_tasks(user: User) -> int:
 
 
 @transaction.atomic
-def ban_user(*, moderator: User, user_id: UUID, reason: str) -> User:
+def ban_user(
+    *, moderator: User, user_id: UUID, reason: str, client: ApiClient | None = None
+) -> User:
     reason = _reason(reason)
     user = User.objects.select_for_update().filter(pk=user_id).first()
     if user is None:
@@ -308,12 +349,21 @@ def ban_user(*, moderator: User, user_id: UUID, reason: str) -> User:
     user.banned_reason = reason
     user.save(update_fields=["is_banned", "banned_reason"])
     closed = _close_open_tasks(user)
-    audit(actor=moderator, action=Action.USER_BAN, target=user, reason=reason, tasks_closed=closed)
+    audit(
+        actor=moderator,
+        client=client,
+        action=Action.USER_BAN,
+        target=user,
+        reason=reason,
+        tasks_closed=closed,
+    )
     return user
 
 
 @transaction.atomic
-def unban_user(*, moderator: User, user_id: UUID, reason: str) -> User:
+def unban_user(
+    *, moderator: User, user_id: UUID, reason: str, client: ApiClient | None = None
+) -> User:
     reason = _reason(reason)
     user = User.objects.select_for_update().filter(pk=user_id).first()
     if user is None:
@@ -324,12 +374,14 @@ def unban_user(*, moderator: User, user_id: UUID, reason: str) -> User:
     user.is_banned = False
     user.banned_reason = ""
     user.save(update_fields=["is_banned", "banned_reason"])
-    audit(actor=moderator, action=Action.USER_UNBAN, target=user, reason=reason)
+    audit(actor=moderator, client=client, action=Action.USER_UNBAN, target=user, reason=reason)
     return user
 
 
 @transaction.atomic
-def purge_user(*, moderator: User, user_id: UUID, reason: str) -> dict[str, int]:
+def purge_user(
+    *, moderator: User, user_id: UUID, reason: str, client: ApiClient | None = None
+) -> dict[str, int]:
     """Ban a user and delete all they contributed: their messages (with the replies below
     them), reviews, rankings, reactions and reports. Every tree they touched is recounted
     and re-evaluated: a message that loses the reviews it was accepted on is reviewed
@@ -361,12 +413,21 @@ def purge_user(*, moderator: User, user_id: UUID, reason: str) -> dict[str, int]
         tree.refresh_from_db()
         trees.advance_tree(tree)
     summary = {"messages": deleted, **removed, "reports": reports, "tasks_closed": tasks_closed}
-    audit(actor=moderator, action=Action.USER_PURGE, target=user, reason=reason, **summary)
+    audit(
+        actor=moderator,
+        client=client,
+        action=Action.USER_PURGE,
+        target=user,
+        reason=reason,
+        **summary,
+    )
     return summary
 
 
 @transaction.atomic
-def resolve_reports(*, moderator: User, message_id: UUID, note: str = "") -> int:
+def resolve_reports(
+    *, moderator: User, message_id: UUID, note: str = "", client: ApiClient | None = None
+) -> int:
     """Close the open reports of a message (after acting on it, or judging it fine)."""
     ensure_moderator(moderator)
     message = Message.objects.filter(pk=message_id).first()
@@ -378,7 +439,8 @@ def resolve_reports(*, moderator: User, message_id: UUID, note: str = "") -> int
     if not count:
         raise Conflict("The message has no open reports.")
     audit(
-        actor=moderator, action=Action.REPORT_RESOLVE, target=message, reason=note.strip()[:1000],
+        actor=moderator,
+        client=client, action=Action.REPORT_RESOLVE, target=message, reason=note.strip()[:1000],
         reports=count,
     )  # fmt: skip
     return count

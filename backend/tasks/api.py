@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.core.api_schema import errors
-from backend.core.http import AuthenticatedRequest
+from backend.core.http import AuthenticatedRequest, api_client
 from backend.tasks import selectors, services
 from backend.tasks.models import LABEL_TYPES, REPLY_TYPES, SkipReason, TaskType
 from backend.trees import labels
@@ -154,7 +154,9 @@ class SubmitView(APIView):
     def post(self, request: AuthenticatedRequest, task_id: UUID) -> Response:
         data = _valid(self.Input, request.data)
         key = data.pop("key", None)
-        done = services.submit_task(task_id=task_id, user=request.user, key=key, payload=data)
+        done = services.submit_task(
+            task_id=task_id, user=request.user, key=key, payload=data, client=api_client(request)
+        )
         body = {
             "task_id": done.task.id,
             "status": done.task.status,

@@ -73,6 +73,15 @@ class Task(models.Model):
     # Idempotency: the client's key for the submission and what it produced.
     submission_key = models.CharField(max_length=100, null=True, blank=True)
     result_id = models.UUIDField(null=True, blank=True)
+    # The API client (key) that submitted it, if any; `user` is the acting user.
+    api_client = models.ForeignKey(
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
+    )
 
     class Meta:
         indexes = [

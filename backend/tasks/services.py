@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from backend.accounts.models import User
+from backend.accounts.models import ApiClient, User
 from backend.community import services as community
 from backend.core import live, metrics
 from backend.core.errors import (
@@ -255,9 +255,15 @@ class Submission:
 
 
 def submit_task(
-    *, task_id: UUID, user: User, key: str | None, payload: dict[str, Any]
+    *,
+    task_id: UUID,
+    user: User,
+    key: str | None,
+    payload: dict[str, Any],
+    client: ApiClient | None = None,
 ) -> Submission:
     """Do the task's work. The same key again returns the first result (a safe retry).
+    `client`: the API client it came through; the task and what it made record it.
 
     Raises NotFound, NotYourTask, TaskAlreadyDone, TaskExpired, TreeHalted, TreeMovedOn,
     InvalidInput, DuplicatePrompt, IdempotencyKeyReused, UserBanned.
@@ -265,7 +271,9 @@ def submit_task(
     try:
         ensure_can_work(user)
         try:
-            submission = _submit(task_id=task_id, user=user, key=key, payload=payload)
+            submission = _submit(
+                task_id=task_id, user=user, key=key, payload=payload, client=client
+            )
         except IntegrityError as error:
             if "task_submission_key_unique" in str(error):
                 raise IdempotencyKeyReused(
@@ -281,7 +289,14 @@ def submit_task(
 
 
 @transaction.atomic
-def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, Any]) -> Submission:
+def _submit(
+    *,
+    task_id: UUID,
+    user: User,
+    key: str | None,
+    payload: dict[str, Any],
+    client: ApiClient | None,
+) -> Submission:
     task = _lock_task(task_id)
     if task.user_id != user.pk:
         raise NotYourTask("This task was handed to someone else.")
@@ -300,13 +315,13 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     _validate_payload(task, payload)
 
     if task.type == TaskType.INITIAL_PROMPT:
-        result_id = _new_prompt(author=user, text=payload["text"], lang=task.lang).id
+        result_id = _new_prompt(author=user, text=payload["text"], lang=task.lang, client=client).id
     else:
         _check_slot(task)
         assert task.tree is not None
         assert task.slot is not None
         result_id = _do_slot_work(
-            task=task, tree=task.tree, slot=task.slot, user=user, payload=payload
+            task=task, tree=task.tree, slot=task.slot, user=user, payload=payload, client=client
         )
 
     # Decided by this review: the slot was read (locked) before the review was recorded.
@@ -321,15 +336,18 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     task.done_at = now
     task.submission_key = key
     task.result_id = result_id
+    task.api_client = client
     # The task's UPDATE travels with its points (one statement; see community.store_awards).
     mark_done = (
         "UPDATE tasks_task SET status = %(t_status)s, done_at = %(t_done)s,"
-        " submission_key = %(t_key)s, result_id = %(t_result)s WHERE id = %(t_id)s",
+        " submission_key = %(t_key)s, result_id = %(t_result)s, api_client_id = %(t_client)s"
+        " WHERE id = %(t_id)s",
         {
             "t_status": task.status,
             "t_done": now,
             "t_key": key,
             "t_result": result_id,
+            "t_client": client.pk if client else None,
             "t_id": task.pk,
         },
     )
@@ -338,11 +356,11 @@ def _submit(*, task_id: UUID, user: User, key: str | None, payload: dict[str, An
     return Submission(task=task, result_id=result_id)
 
 
-def _new_prompt(*, author: User, text: str, lang: str) -> Message:
+def _new_prompt(*, author: User, text: str, lang: str, client: ApiClient | None = None) -> Message:
     """A new tree from a first prompt, whatever brought it (a task, a chat turn): refused
     when it nearly repeats a live prompt, flagged when it holds personal data."""
     _ensure_new_prompt(text, lang=lang)
-    prompt = trees.create_tree(author=author, text=text, lang=lang)
+    prompt = trees.create_tree(author=author, text=text, lang=lang, api_client=client)
     _flag_personal_data(prompt)
     return prompt
 
@@ -415,17 +433,30 @@ def _family(task_type: str) -> str:
 
 
 def _do_slot_work(
-    *, task: Task, tree: MessageTree, slot: Message, user: User, payload: dict[str, Any]
+    *,
+    task: Task,
+    tree: MessageTree,
+    slot: Message,
+    user: User,
+    payload: dict[str, Any],
+    client: ApiClient | None,
 ) -> UUID:
     family = _family(task.type)
     if family == "reply":
         # Growth cannot end with a new message pending review: no transition to check.
-        reply = trees.add_reply(tree=tree, parent=slot, author=user, text=payload["text"])
+        reply = trees.add_reply(
+            tree=tree, parent=slot, author=user, text=payload["text"], api_client=client
+        )
         _flag_personal_data(reply)
         return reply.id
     if family == "review":
         review, decided = trees.record_review(
-            tree=tree, message=slot, user=user, values=payload["labels"], task_id=task.id
+            tree=tree,
+            message=slot,
+            user=user,
+            values=payload["labels"],
+            task_id=task.id,
+            api_client=client,
         )
         if automod.is_red_flag_review(payload["labels"]):
             automod.enqueue_check(slot.pk, automod.Trigger.RED_FLAGS)
@@ -438,6 +469,7 @@ def _do_slot_work(
         ordered_ids=payload.get("ranking") or [],
         not_rankable=bool(payload.get("not_rankable")),
         task_id=task.id,
+        api_client=client,
     )
     trees.advance_tree(tree)
     return ranking.id

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from backend.core.api_schema import errors
 from backend.core.errors import InvalidInput
-from backend.core.http import AuthenticatedRequest
+from backend.core.http import AuthenticatedRequest, api_client
 from backend.trees import selectors, services
 from backend.trees.models import Emoji
 from backend.trees.rules import State
@@ -80,7 +80,14 @@ class TreeHaltView(APIView):
         data.is_valid(raise_exception=True)
         reason = data.validated_data.get("reason", "")
         return Response(
-            TreeSummary(halt_tree(moderator=request.user, tree_id=tree_id, reason=reason)).data
+            TreeSummary(
+                halt_tree(
+                    moderator=request.user,
+                    client=api_client(request),
+                    tree_id=tree_id,
+                    reason=reason,
+                )
+            ).data
         )
 
 
@@ -98,7 +105,14 @@ class TreeResumeView(APIView):
         data.is_valid(raise_exception=True)
         reason = data.validated_data.get("reason", "")
         return Response(
-            TreeSummary(resume_tree(moderator=request.user, tree_id=tree_id, reason=reason)).data
+            TreeSummary(
+                resume_tree(
+                    moderator=request.user,
+                    client=api_client(request),
+                    tree_id=tree_id,
+                    reason=reason,
+                )
+            ).data
         )
 
 
@@ -143,7 +157,10 @@ class ReactionsView(APIView):
         serializer.is_valid(raise_exception=True)
         message = selectors.access_message(user=request.user, message_id=message_id)
         counts = services.react(
-            message=message, user=request.user, emoji=serializer.validated_data["emoji"]
+            message=message,
+            user=request.user,
+            emoji=serializer.validated_data["emoji"],
+            client=api_client(request),
         )
         body = {"message_id": message.id, "emojis": counts}
         return Response(self.Output(body).data, status=status.HTTP_201_CREATED)

@@ -70,6 +70,15 @@ class Message(models.Model):
         on_delete=models.SET_NULL,
         related_name="messages",
     )
+    # The API client (key) it came through, if any; the acting user is `author`.
+    api_client = models.ForeignKey(
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
+    )
     depth = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField()
 
@@ -180,6 +189,15 @@ class Review(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews"
     )
+    # The API client (key) it came through, if any; the acting user is `user`.
+    api_client = models.ForeignKey(
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
+    )
     task_id = models.UUIDField(null=True, blank=True)
     values = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -207,6 +225,15 @@ class Ranking(models.Model):
     parent = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="rankings")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rankings"
+    )
+    # The API client (key) it came through, if any; the acting user is `user`.
+    api_client = models.ForeignKey(
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
     )
     task_id = models.UUIDField(null=True, blank=True)
     ordered_ids = ArrayField(models.UUIDField())
@@ -250,6 +277,15 @@ class Reaction(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions"
+    )
+    # The API client (key) it came through, if any; the acting user is `user`.
+    api_client = models.ForeignKey(
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
     )
     emoji = models.CharField(max_length=16, choices=Emoji.choices)
     created_at = models.DateTimeField(auto_now_add=True)

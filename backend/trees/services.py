@@ -21,7 +21,7 @@ from django.db.models import Exists, F, Model, OuterRef
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from backend.accounts.models import User
+from backend.accounts.models import ApiClient, User
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
 from backend.trees import consensus, fingerprint, rules
 from backend.trees.models import (
@@ -62,14 +62,23 @@ def lock_tree(tree_id: UUID) -> MessageTree:
     return tree
 
 
-def create_tree(*, author: User, text: str, lang: str) -> Message:
+def create_tree(
+    *, author: User, text: str, lang: str, api_client: ApiClient | None = None
+) -> Message:
     """A new tree whose root prompt waits for review."""
     now = timezone.now()
     tree = MessageTree(
         state=State.INITIAL_PROMPT_REVIEW, lang=lang, state_changed_at=now, **tree_limits()
     )
     prompt = Message(
-        tree=tree, role="prompter", text=text, lang=lang, author=author, depth=0, created_at=now
+        tree=tree,
+        role="prompter",
+        text=text,
+        lang=lang,
+        author=author,
+        api_client=api_client,
+        depth=0,
+        created_at=now,
     )
     # The tree, its prompt and the prompt's near-duplicate keys in one statement: a
     # submission of a prompt stays within its statement budget (test_query_counts).
@@ -132,6 +141,7 @@ def add_reply(
     author: User | None,
     text: str,
     model_name: str | None = None,
+    api_client: ApiClient | None = None,
 ) -> Message:
     """A reply under `parent`; the caller holds the tree lock and `parent`'s lease. A reply
     with a `model_name` (and no author) is the served model's: `synthetic`."""
@@ -142,6 +152,7 @@ def add_reply(
         text=text,
         lang=tree.lang,
         author=author,
+        api_client=api_client,
         depth=parent.depth + 1,
         created_at=timezone.now(),
         synthetic=model_name is not None,
@@ -154,11 +165,19 @@ def add_reply(
 
 
 def record_review(
-    *, tree: MessageTree, message: Message, user: User, values: Mapping[str, float], task_id: UUID
+    *,
+    tree: MessageTree,
+    message: Message,
+    user: User,
+    values: Mapping[str, float],
+    task_id: UUID,
+    api_client: ApiClient | None = None,
 ) -> tuple[Review, bool]:
     """Store one review and fold it into the message's label means. Returns the review and
     whether this review decided the message (accepted or rejected). Caller holds the lock."""
-    review = Review.objects.create(message=message, user=user, task_id=task_id, values=dict(values))
+    review = Review.objects.create(
+        message=message, user=user, api_client=api_client, task_id=task_id, values=dict(values)
+    )
     summary = rules.add_to_summary(message.label_summary, values)
     count = message.review_count + 1
     decided = count >= tree.reviews_needed and message.review_result is None
@@ -206,10 +225,12 @@ def record_ranking(
     ordered_ids: list[UUID],
     not_rankable: bool,
     task_id: UUID,
+    api_client: ApiClient | None = None,
 ) -> Ranking:
     ranking = Ranking.objects.create(
         parent=parent,
         user=user,
+        api_client=api_client,
         task_id=task_id,
         ordered_ids=ordered_ids,
         not_rankable=not_rankable,
@@ -395,7 +416,9 @@ def resume_tree(*, tree_id: UUID, moderator: User) -> MessageTree:
 
 
 @transaction.atomic
-def react(*, message: Message, user: User, emoji: str, on: bool = True) -> dict[str, int]:
+def react(
+    *, message: Message, user: User, emoji: str, on: bool = True, client: ApiClient | None = None
+) -> dict[str, int]:
     """Add (or with on=False remove) the user's emoji; returns the message's new counts.
     A banned account may do neither: its reactions stay as the ban found them."""
     if user.is_banned:
@@ -408,7 +431,9 @@ def react(*, message: Message, user: User, emoji: str, on: bool = True) -> dict[
     if locked is None:
         raise NotFound("No such message.")
     if on:
-        _, created = Reaction.objects.get_or_create(message=locked, user=user, emoji=emoji)
+        _, created = Reaction.objects.get_or_create(
+            message=locked, user=user, emoji=emoji, defaults={"api_client": client}
+        )
         delta = 1 if created else 0
     else:
         delta = -Reaction.objects.filter(message=locked, user=user, emoji=emoji).delete()[0]

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from typing import cast
+from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from backend.accounts.models import User
-from backend.accounts.selectors import contributions
-from backend.accounts.services import delete_account, update_profile
-from backend.core.errors import InvalidInput
-from frontend.forms import ProfileForm
+from backend.accounts.selectors import access_api_client, api_clients_of, contributions
+from backend.accounts.services import (
+    create_api_client,
+    delete_account,
+    revoke_api_client,
+    update_profile,
+)
+from backend.core.errors import ChorusError, InvalidInput, NotFound
+from frontend.forms import ApiKeyForm, ProfileForm
 
 
 @login_required
@@ -42,9 +50,76 @@ def profile(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Your settings were saved."))
             response = redirect("profile")
             if user.ui_language:
-                response.set_cookie("django_language", user.ui_language, samesite="Lax")
+                response.set_cookie(
+                    settings.LANGUAGE_COOKIE_NAME,
+                    user.ui_language,
+                    samesite="Lax",
+                    secure=settings.LANGUAGE_COOKIE_SECURE,
+                    httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                )
             return response
-    return render(request, "frontend/profile.html", {"form": form})
+    return _settings_page(request, form)
+
+
+def _settings_page(
+    request: HttpRequest,
+    form: ProfileForm,
+    *,
+    key_form: ApiKeyForm | None = None,
+    new_key: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    user = cast(User, request.user)
+    context = {
+        "form": form,
+        "key_form": key_form or ApiKeyForm(),
+        "api_keys": api_clients_of(user),
+        "new_key": new_key,
+    }
+    response = render(request, "frontend/profile.html", context, status=status)
+    if new_key:
+        response["Cache-Control"] = "no-store"  # the key is on this page once, in no cache
+    return response
+
+
+def _profile_form(user: User) -> ProfileForm:
+    return ProfileForm(
+        initial={
+            "display_name": user.display_name,
+            "languages": user.languages,
+            "ui_language": user.ui_language,
+            "show_on_leaderboard": user.show_on_leaderboard,
+        }
+    )
+
+
+@login_required
+@require_POST
+def create_key(request: HttpRequest) -> HttpResponse:
+    """Make an API key and show it, this once: only its hash is kept."""
+    user = cast(User, request.user)
+    key_form = ApiKeyForm(request.POST)
+    if key_form.is_valid():
+        try:
+            _, key = create_api_client(owner=user, name=key_form.cleaned_data["name"])
+        except ChorusError as error:
+            key_form.add_error("name", error.message)
+        else:
+            return _settings_page(request, _profile_form(user), new_key=key)
+    return _settings_page(request, _profile_form(user), key_form=key_form, status=400)
+
+
+@login_required
+@require_POST
+def revoke_key(request: HttpRequest, key_id: UUID) -> HttpResponse:
+    user = cast(User, request.user)
+    try:
+        client = access_api_client(owner=user, client_id=key_id)
+    except NotFound:
+        raise Http404 from None
+    revoke_api_client(client=client)
+    messages.success(request, _("The API key “%(name)s” was revoked.") % {"name": client.name})
+    return redirect("profile")
 
 
 @login_required

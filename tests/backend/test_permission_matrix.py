@@ -120,6 +120,9 @@ REASON = {"reason": "Checked by the permission matrix."}
 API: dict[str, tuple[Call, ...]] = {
     "me": (get(SIGNED_IN), Call("patch", SIGNED_IN, {"display_name": "Renamed"})),
     "my-stats": (get(SIGNED_IN),),
+    # Keys are managed while signed in, never with a key; a key is its owner's alone.
+    "api-keys": (get(SESSIONS), post(SESSIONS, {"name": "matrix"})),
+    "api-key": (Call("delete", frozenset({VOLUNTEER})),),
     "leaderboard": (get(SIGNED_IN),),
     "tasks": (post(CONTRIBUTORS, {"type": "initial_prompt", "lang": "en"}),),
     "task-availability": (Call("get", SIGNED_IN, {"lang": "en"}),),
@@ -205,6 +208,8 @@ PAGES: dict[str, tuple[Call, ...]] = {
     "profile": (get(SESSIONS), post(SESSIONS, {"display_name": "Renamed", "languages": "en"})),
     "contributions": (get(SESSIONS),),
     "delete_account": (get(SESSIONS), post(SESSIONS, {"confirm": "{username}"})),
+    "create_api_key": (post(SESSIONS, {"name": "matrix"}),),
+    "revoke_api_key": (post(frozenset({VOLUNTEER})),),
     "moderation_queue": (get(STAFF),),
     "moderation_search": (get(STAFF),),
     "moderation_audit": (get(STAFF),),
@@ -383,7 +388,9 @@ class World:
         self.author = person("alex")
         self.target_user = person("tom")
         self.banned_user = person("bob", is_banned=True, banned_reason="spam")
-        _, self.volunteer_key = create_api_client(owner=self.users[VOLUNTEER], name="vera's")
+        self.volunteer_client, self.volunteer_key = create_api_client(
+            owner=self.users[VOLUNTEER], name="vera's"
+        )
         bot = person("bot", role=Role.MODERATOR)
         _, self.trusted_key = create_api_client(owner=bot, name="chat", can_act_for_users=True)
 
@@ -444,6 +451,7 @@ class World:
                 "chat_report": self.chat_report.pk,
                 "report_id": self.chat_report.pk,
                 "export_id": self.export.pk,
+                "key_id": self.volunteer_client.pk,
             }[which]
         )
 

@@ -16,8 +16,11 @@ django.setup()
 from django.conf import settings
 from django.test import Client
 print("apps:", "allauth.socialaccount.providers.github" in settings.INSTALLED_APPS)
-page = Client().get("/accounts/login/").content.decode()
+response = Client().get("/accounts/login/")
+page = response.content.decode()
 print("button:", "/accounts/github/login/" in page)
+# The sign-in form posts here, and Chorus redirects to GitHub: CSP form-action must allow it.
+print("form-action:", "https://github.com" in response["Content-Security-Policy"])
 """
 
 
@@ -52,8 +55,8 @@ def run(**env: str) -> str:
 
 @pytest.mark.django_db
 def test_github_sign_in_appears_when_configured() -> None:
-    assert run(CHORUS_OAUTH_PROVIDERS="") == "apps: False\nbutton: False\n"
+    assert run(CHORUS_OAUTH_PROVIDERS="") == "apps: False\nbutton: False\nform-action: False\n"
     configured = run(
         CHORUS_OAUTH_PROVIDERS="github", GITHUB_CLIENT_ID="id", GITHUB_CLIENT_SECRET="secret"
     )
-    assert configured == "apps: True\nbutton: True\n"
+    assert configured == "apps: True\nbutton: True\nform-action: True\n"
