@@ -7,7 +7,6 @@ from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +15,7 @@ from backend.assistant import selectors, services
 from backend.core.api_schema import errors
 from backend.core.errors import NotAllowed
 from backend.core.http import AuthenticatedRequest
+from backend.core.pagination import Pagination
 from backend.moderation.models import ReportReason
 
 
@@ -52,16 +52,19 @@ class ChatDetailOutput(ChatOutput):
 
 
 class ChatListView(APIView):
+    # Declared so the schema describes the paged body and its limit and offset.
+    pagination_class = Pagination
+
     class Input(serializers.Serializer):
         title = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
     @extend_schema(
         operation_id="list_chats",
         summary="Your chats with the assistant, latest first.",
-        responses={200: ChatOutput(many=True), **errors()},
+        responses={200: ChatOutput(many=True), **errors(400)},
     )
     def get(self, request: AuthenticatedRequest) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.my_chats(request.user), request, view=self)
         return paginator.get_paginated_response(ChatOutput(page, many=True).data)
 

@@ -5,13 +5,14 @@ from uuid import UUID
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.accounts.models import User
+from backend.accounts.permissions import MODERATORS_ONLY
 from backend.core.api_schema import errors
 from backend.core.http import AuthenticatedRequest
+from backend.core.pagination import Pagination
 from backend.moderation import figures, selectors, services
 from backend.moderation.models import VOLUNTEER_REASONS, Action
 from backend.trees.rules import State
@@ -72,6 +73,8 @@ class ModeratedMessage(serializers.Serializer):
 
 
 class MessageEditView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     class Input(serializers.Serializer):
         text = serializers.CharField(trim_whitespace=False, allow_blank=True)
         reason = serializers.CharField(max_length=1000, allow_blank=True)
@@ -91,6 +94,8 @@ class MessageEditView(APIView):
 
 
 class MessageDeleteView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     @extend_schema(
         operation_id="delete_message",
         summary="Moderators: delete a message and the replies below it.",
@@ -106,6 +111,8 @@ class MessageDeleteView(APIView):
 
 
 class MessageUndeleteView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     @extend_schema(
         operation_id="undelete_message",
         summary="Moderators: restore a deleted message and the replies below it.",
@@ -121,6 +128,8 @@ class MessageUndeleteView(APIView):
 
 
 class ResolveReportsView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     class Input(serializers.Serializer):
         note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
@@ -142,6 +151,8 @@ class ResolveReportsView(APIView):
 
 
 class TreeSettingsView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     class Input(serializers.Serializer):
         settings = serializers.DictField(help_text="Tree limits to change, e.g. goal_size.")
         reason = serializers.CharField(max_length=1000, allow_blank=True)
@@ -180,6 +191,8 @@ def _user_action(name: str, summary: str):  # type: ignore[no-untyped-def]
     """A POST endpoint for one of the services ban_user, unban_user, purge_user."""
 
     class UserActionView(APIView):
+        permission_classes = MODERATORS_ONLY
+
         @extend_schema(
             operation_id=f"{name}_user",
             summary=summary,
@@ -249,6 +262,9 @@ class ReportQueueView(APIView):
 
 
 class MessageSearchView(APIView):
+    # Declared so the schema describes the paged body and its limit and offset.
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="search_messages",
         summary="Moderators: full-text search over messages, with filters.",
@@ -268,12 +284,15 @@ class MessageSearchView(APIView):
     def get(self, request: AuthenticatedRequest) -> Response:
         services.ensure_moderator(request.user)
         messages = selectors.search_messages(selectors.parse_filters(request.query_params))
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(messages, request, view=self)
         return paginator.get_paginated_response(ModeratedMessage(page, many=True).data)
 
 
 class AuditLogView(APIView):
+    # Declared so the schema describes the paged body and its limit and offset.
+    pagination_class = Pagination
+
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
         created_at = serializers.DateTimeField()
@@ -302,7 +321,7 @@ class AuditLogView(APIView):
             actor=request.query_params.get("actor", ""),
             target_id=request.query_params.get("target_id", ""),
         )
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(self.Output(page, many=True).data)
 
