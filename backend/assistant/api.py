@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from backend.accounts.selectors import working_languages
 from backend.assistant import selectors, services
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.errors import NotAllowed
 from backend.core.http import AuthenticatedRequest
@@ -56,7 +57,7 @@ class ChatListView(APIView):
     pagination_class = Pagination
 
     class Input(serializers.Serializer):
-        title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        title = StrictCharField(max_length=200, required=False, allow_blank=True)
 
     @extend_schema(
         operation_id="list_chats",
@@ -83,7 +84,7 @@ class ChatListView(APIView):
 
 class ChatDetailView(APIView):
     class Input(serializers.Serializer):
-        title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        title = StrictCharField(max_length=200, required=False, allow_blank=True)
         excluded_from_training = serializers.BooleanField(required=False)
 
     @extend_schema(
@@ -124,7 +125,7 @@ class ChatDetailView(APIView):
 
 class ChatMessagesView(APIView):
     class Input(serializers.Serializer):
-        text = serializers.CharField(trim_whitespace=False)
+        text = StrictCharField(trim_whitespace=False)
 
     class Output(serializers.Serializer):
         message = ChatMessageOutput()
@@ -184,7 +185,7 @@ class ChatVoteView(APIView):
 class ChatReportView(APIView):
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=ReportReason.choices)
-        text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+        text = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
     class Output(serializers.Serializer):
         message_id = serializers.UUIDField()
@@ -215,7 +216,7 @@ class ChatReportView(APIView):
 
 class ChatProposeView(APIView):
     class Input(serializers.Serializer):
-        lang = serializers.CharField(max_length=16, required=False)
+        lang = StrictCharField(max_length=16, required=False)
 
     class Output(serializers.Serializer):
         prompt_id = serializers.UUIDField(source="id")

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from backend.accounts.models import User
 from backend.accounts.permissions import MODERATORS_ONLY
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.http import AuthenticatedRequest
 from backend.core.pagination import Pagination
@@ -22,7 +23,7 @@ from backend.trees.selectors import access_message
 class ReportView(APIView):
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=[(r.value, r.label) for r in VOLUNTEER_REASONS])
-        text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+        text = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
@@ -54,7 +55,7 @@ class ReportView(APIView):
 
 
 class ReasonInput(serializers.Serializer):
-    reason = serializers.CharField(max_length=1000, allow_blank=True)
+    reason = StrictCharField(max_length=1000, allow_blank=True)
 
 
 class ModeratedMessage(serializers.Serializer):
@@ -76,8 +77,8 @@ class MessageEditView(APIView):
     permission_classes = MODERATORS_ONLY
 
     class Input(serializers.Serializer):
-        text = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        reason = serializers.CharField(max_length=1000, allow_blank=True)
+        text = StrictCharField(trim_whitespace=False, allow_blank=True)
+        reason = StrictCharField(max_length=1000, allow_blank=True)
 
     @extend_schema(
         operation_id="edit_message",
@@ -131,7 +132,7 @@ class ResolveReportsView(APIView):
     permission_classes = MODERATORS_ONLY
 
     class Input(serializers.Serializer):
-        note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+        note = StrictCharField(max_length=1000, required=False, allow_blank=True)
 
     class Output(serializers.Serializer):
         resolved = serializers.IntegerField()
@@ -155,7 +156,7 @@ class TreeSettingsView(APIView):
 
     class Input(serializers.Serializer):
         settings = serializers.DictField(help_text="Tree limits to change, e.g. goal_size.")
-        reason = serializers.CharField(max_length=1000, allow_blank=True)
+        reason = StrictCharField(max_length=1000, allow_blank=True)
 
     class Output(serializers.Serializer):
         id = serializers.UUIDField()

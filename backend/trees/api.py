@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.accounts.permissions import MODERATORS_ONLY
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.errors import InvalidInput
 from backend.core.http import AuthenticatedRequest
@@ -67,7 +68,7 @@ class TreeDetailView(APIView):
 
 
 class HaltInput(serializers.Serializer):
-    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=1000, required=False, allow_blank=True)
 
 
 class TreeHaltView(APIView):

@@ -143,3 +143,45 @@ def test_a_reason_over_1000_characters_is_refused_and_changes_nothing(moderator)
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == ["reason"]
     assert not User.objects.get(pk=target.pk).is_banned
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body", "field"),
+    [
+        ("moderator", "post", "/api/v1/users/{user}/ban/", {"reason": -7.0e119}, "reason"),
+        ("moderator", "post", "/api/v1/users/{user}/purge/", {"reason": 12}, "reason"),
+        (
+            "moderator",
+            "post",
+            "/api/v1/messages/{message}/edit/",
+            {"text": 5, "reason": "r"},
+            "text",
+        ),
+        ("moderator", "post", "/api/v1/trees/{tree}/halt/", {"reason": True}, "reason"),
+        (
+            "volunteer",
+            "post",
+            "/api/v1/messages/{message}/reports/",
+            {"reason": "spam", "text": 1},
+            "text",
+        ),
+        ("volunteer", "patch", "/api/v1/me/", {"display_name": 42}, "display_name"),
+        ("volunteer", "patch", "/api/v1/me/", {"languages": [1]}, "languages.0"),
+        ("volunteer", "post", "/api/v1/chats/", {"title": 3.5}, "title"),
+    ],
+)
+def test_a_number_where_a_text_is_declared_is_refused(
+    bob, moderator, who, method, path, body, field
+):
+    """DRF turned a number into its digits: a ban "reason" of -7e+119 was stored as text.
+    (Submissions were strict already; now every text in a request body is.)"""
+    message = MessageFactory(review_result=True)
+    target = UserFactory()
+    url = path.format(tree=message.tree_id, message=message.pk, user=target.pk)
+    caller = moderator if who == "moderator" else bob
+    response = getattr(caller.client, method)(url, body, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert list(error["fields"]) == [field]
+    assert not User.objects.get(pk=target.pk).is_banned
