@@ -55,7 +55,7 @@ from backend.accounts.services import create_api_client
 from tests.backend.test_permission_matrix import MODERATOR, VOLUNTEER, World, chat_with_reply
 from tests.inference import closed_port_url
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+pytestmark = pytest.mark.django_db
 
 EXAMPLES = int(os.environ.get("CHORUS_FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("CHORUS_FUZZ_SEED", "0"))
@@ -223,6 +223,7 @@ def test_every_operation_answers_any_input_as_its_schema_says(method, path, worl
     run_fuzz(st.one_of(strategies), lambda case: send_and_check(case, headers), EXAMPLES * 2)
 
 
+@pytest.mark.slow
 def test_refusals_of_strangers_and_volunteers_match_the_schema(world):
     """Without credentials every operation answers 401, and a volunteer at a moderators'
     endpoint 403 whatever the body and ids, as the schema declares."""
