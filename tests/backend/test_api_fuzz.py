@@ -223,7 +223,6 @@ def test_every_operation_answers_any_input_as_its_schema_says(method, path, worl
     run_fuzz(st.one_of(strategies), lambda case: send_and_check(case, headers), EXAMPLES * 2)
 
 
-@pytest.mark.slow
 def test_refusals_of_strangers_and_volunteers_match_the_schema(world):
     """Without credentials every operation answers 401, and a volunteer at a moderators'
     endpoint 403 whatever the body and ids, as the schema declares."""
