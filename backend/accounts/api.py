@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.accounts import selectors, services
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.errors import NotAllowed
 from backend.core.http import AuthenticatedRequest, api_client
@@ -26,9 +27,9 @@ class MeView(APIView):
         show_on_leaderboard = serializers.BooleanField()
 
     class Input(serializers.Serializer):
-        display_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        display_name = StrictCharField(max_length=100, required=False, allow_blank=True)
         languages = serializers.ListField(
-            child=serializers.CharField(max_length=16), required=False, max_length=20
+            child=StrictCharField(max_length=16), required=False, max_length=20
         )
         show_on_leaderboard = serializers.BooleanField(required=False)
 

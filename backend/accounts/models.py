@@ -27,7 +27,7 @@ class User(AbstractUser):
     # The interface language chosen in the settings; empty follows the browser.
     ui_language = models.CharField(max_length=8, blank=True)
     is_banned = models.BooleanField(default=False)
-    banned_reason = models.CharField(max_length=500, blank=True)
+    banned_reason = models.CharField(max_length=1000, blank=True)
     show_on_leaderboard = models.BooleanField(default=True)
     # When set, the person withdrew consent to publish their contributions: exports made
     # from then on leave them out.

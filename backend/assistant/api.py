@@ -7,15 +7,16 @@ from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.accounts.selectors import working_languages
 from backend.assistant import selectors, services
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.errors import NotAllowed
 from backend.core.http import AuthenticatedRequest
+from backend.core.pagination import Pagination
 from backend.moderation.models import ReportReason
 
 
@@ -52,16 +53,19 @@ class ChatDetailOutput(ChatOutput):
 
 
 class ChatListView(APIView):
+    # Declared so the schema describes the paged body and its limit and offset.
+    pagination_class = Pagination
+
     class Input(serializers.Serializer):
-        title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        title = StrictCharField(max_length=200, required=False, allow_blank=True)
 
     @extend_schema(
         operation_id="list_chats",
         summary="Your chats with the assistant, latest first.",
-        responses={200: ChatOutput(many=True), **errors()},
+        responses={200: ChatOutput(many=True), **errors(400)},
     )
     def get(self, request: AuthenticatedRequest) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.my_chats(request.user), request, view=self)
         return paginator.get_paginated_response(ChatOutput(page, many=True).data)
 
@@ -80,7 +84,7 @@ class ChatListView(APIView):
 
 class ChatDetailView(APIView):
     class Input(serializers.Serializer):
-        title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        title = StrictCharField(max_length=200, required=False, allow_blank=True)
         excluded_from_training = serializers.BooleanField(required=False)
 
     @extend_schema(
@@ -121,7 +125,7 @@ class ChatDetailView(APIView):
 
 class ChatMessagesView(APIView):
     class Input(serializers.Serializer):
-        text = serializers.CharField(trim_whitespace=False)
+        text = StrictCharField(trim_whitespace=False)
 
     class Output(serializers.Serializer):
         message = ChatMessageOutput()
@@ -181,7 +185,7 @@ class ChatVoteView(APIView):
 class ChatReportView(APIView):
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=ReportReason.choices)
-        text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+        text = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
     class Output(serializers.Serializer):
         message_id = serializers.UUIDField()
@@ -212,7 +216,7 @@ class ChatReportView(APIView):
 
 class ChatProposeView(APIView):
     class Input(serializers.Serializer):
-        lang = serializers.CharField(max_length=16, required=False)
+        lang = StrictCharField(max_length=16, required=False)
 
     class Output(serializers.Serializer):
         prompt_id = serializers.UUIDField(source="id")

@@ -5,13 +5,15 @@ from uuid import UUID
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.accounts.models import User
+from backend.accounts.permissions import MODERATORS_ONLY
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.http import AuthenticatedRequest, api_client
+from backend.core.pagination import Pagination
 from backend.moderation import figures, selectors, services
 from backend.moderation.models import VOLUNTEER_REASONS, Action
 from backend.trees.rules import State
@@ -21,7 +23,7 @@ from backend.trees.selectors import access_message
 class ReportView(APIView):
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=[(r.value, r.label) for r in VOLUNTEER_REASONS])
-        text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+        text = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
@@ -54,7 +56,7 @@ class ReportView(APIView):
 
 
 class ReasonInput(serializers.Serializer):
-    reason = serializers.CharField(max_length=1000, allow_blank=True)
+    reason = StrictCharField(max_length=1000, allow_blank=True)
 
 
 class ModeratedMessage(serializers.Serializer):
@@ -73,9 +75,11 @@ class ModeratedMessage(serializers.Serializer):
 
 
 class MessageEditView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     class Input(serializers.Serializer):
-        text = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        reason = serializers.CharField(max_length=1000, allow_blank=True)
+        text = StrictCharField(trim_whitespace=False, allow_blank=True)
+        reason = StrictCharField(max_length=1000, allow_blank=True)
 
     @extend_schema(
         operation_id="edit_message",
@@ -96,6 +100,8 @@ class MessageEditView(APIView):
 
 
 class MessageDeleteView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     @extend_schema(
         operation_id="delete_message",
         summary="Moderators: delete a message and the replies below it.",
@@ -114,6 +120,8 @@ class MessageDeleteView(APIView):
 
 
 class MessageUndeleteView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     @extend_schema(
         operation_id="undelete_message",
         summary="Moderators: restore a deleted message and the replies below it.",
@@ -132,8 +140,10 @@ class MessageUndeleteView(APIView):
 
 
 class ResolveReportsView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     class Input(serializers.Serializer):
-        note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+        note = StrictCharField(max_length=1000, required=False, allow_blank=True)
 
     class Output(serializers.Serializer):
         resolved = serializers.IntegerField()
@@ -156,9 +166,11 @@ class ResolveReportsView(APIView):
 
 
 class TreeSettingsView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     class Input(serializers.Serializer):
         settings = serializers.DictField(help_text="Tree limits to change, e.g. goal_size.")
-        reason = serializers.CharField(max_length=1000, allow_blank=True)
+        reason = StrictCharField(max_length=1000, allow_blank=True)
 
     class Output(serializers.Serializer):
         id = serializers.UUIDField()
@@ -195,6 +207,8 @@ def _user_action(name: str, summary: str):  # type: ignore[no-untyped-def]
     """A POST endpoint for one of the services ban_user, unban_user, purge_user."""
 
     class UserActionView(APIView):
+        permission_classes = MODERATORS_ONLY
+
         @extend_schema(
             operation_id=f"{name}_user",
             summary=summary,
@@ -267,6 +281,9 @@ class ReportQueueView(APIView):
 
 
 class MessageSearchView(APIView):
+    # Declared so the schema describes the paged body and its limit and offset.
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="search_messages",
         summary="Moderators: full-text search over messages, with filters.",
@@ -286,12 +303,15 @@ class MessageSearchView(APIView):
     def get(self, request: AuthenticatedRequest) -> Response:
         services.ensure_moderator(request.user)
         messages = selectors.search_messages(selectors.parse_filters(request.query_params))
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(messages, request, view=self)
         return paginator.get_paginated_response(ModeratedMessage(page, many=True).data)
 
 
 class AuditLogView(APIView):
+    # Declared so the schema describes the paged body and its limit and offset.
+    pagination_class = Pagination
+
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
         created_at = serializers.DateTimeField()
@@ -322,7 +342,7 @@ class AuditLogView(APIView):
             actor=request.query_params.get("actor", ""),
             target_id=request.query_params.get("target_id", ""),
         )
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(self.Output(page, many=True).data)
 

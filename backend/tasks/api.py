@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.http import AuthenticatedRequest, api_client
 from backend.tasks import selectors, services
@@ -19,15 +20,6 @@ from backend.trees.rules import reply_role
 from backend.trees.serializers import MessageBrief, message_brief
 
 TYPE_CHOICES = ["random", *TaskType.values]
-
-
-class StrictCharField(serializers.CharField):
-    """Text must be sent as a JSON string: 123 is not the text "123"."""
-
-    def to_internal_value(self, data: object) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class LabelSpec(serializers.Serializer):
@@ -100,7 +92,7 @@ def task_data(context: selectors.TaskContext) -> dict:
 class TaskListView(APIView):
     class Input(serializers.Serializer):
         type = serializers.ChoiceField(choices=TYPE_CHOICES, default="random")
-        lang = serializers.CharField(max_length=16)
+        lang = StrictCharField(max_length=16)
 
     @extend_schema(
         operation_id="request_task",
@@ -127,7 +119,7 @@ class TaskDetailView(APIView):
 
 class SubmitView(APIView):
     class Input(serializers.Serializer):
-        key = serializers.CharField(
+        key = StrictCharField(
             max_length=100,
             required=False,
             help_text="Idempotency key: a retry with the same key returns the first result.",
@@ -136,7 +128,7 @@ class SubmitView(APIView):
             required=False, allow_blank=True, trim_whitespace=False, max_length=100_000
         )
         labels = serializers.DictField(child=serializers.JSONField(), required=False)
-        ranking = serializers.ListField(child=serializers.CharField(), required=False)
+        ranking = serializers.ListField(child=StrictCharField(), required=False)
         not_rankable = serializers.BooleanField(required=False)
 
     class Output(serializers.Serializer):
@@ -170,7 +162,7 @@ class SubmitView(APIView):
 class SkipView(APIView):
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=SkipReason.choices)
-        note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+        note = StrictCharField(max_length=500, required=False, allow_blank=True)
 
     @extend_schema(
         operation_id="skip_task",

@@ -6,13 +6,15 @@ from uuid import UUID
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.accounts.permissions import MODERATORS_ONLY
+from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.errors import InvalidInput
 from backend.core.http import AuthenticatedRequest, api_client
+from backend.core.pagination import Pagination
 from backend.trees import selectors, services
 from backend.trees.models import Emoji
 from backend.trees.rules import State
@@ -26,6 +28,9 @@ from backend.trees.serializers import (
 
 
 class TreeListView(APIView):
+    # Declared so the schema describes the paged body and its limit and offset.
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="list_trees",
         summary="Trees you may see, newest first.",
@@ -46,7 +51,7 @@ class TreeListView(APIView):
             trees = trees.filter(state=state)
         if request.query_params.get("lang"):
             trees = trees.filter(lang=request.query_params["lang"])
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(trees, request, view=self)
         return paginator.get_paginated_response(TreeSummary(page, many=True).data)
 
@@ -63,10 +68,12 @@ class TreeDetailView(APIView):
 
 
 class HaltInput(serializers.Serializer):
-    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=1000, required=False, allow_blank=True)
 
 
 class TreeHaltView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     @extend_schema(
         operation_id="halt_tree",
         summary="Moderators: freeze a tree (no tasks, no transitions); logged with the reason.",
@@ -92,6 +99,8 @@ class TreeHaltView(APIView):
 
 
 class TreeResumeView(APIView):
+    permission_classes = MODERATORS_ONLY
+
     @extend_schema(
         operation_id="resume_tree",
         summary="Moderators: resume a halted tree where it stopped; logged with the reason.",

@@ -174,7 +174,7 @@ class MessageRevision(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
     previous_text = models.TextField()
     editor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    reason = models.CharField(max_length=500)
+    reason = models.CharField(max_length=1000)  # as long as the audit log's reason
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
