@@ -120,6 +120,8 @@ class ChatDetailView(APIView):
 
 
 class ChatMessagesView(APIView):
+    rate_scopes = {"POST": "chat_message"}
+
     class Input(serializers.Serializer):
         text = serializers.CharField(trim_whitespace=False)
 
@@ -179,6 +181,8 @@ class ChatVoteView(APIView):
 
 
 class ChatReportView(APIView):
+    rate_scopes = {"POST": "report"}
+
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=ReportReason.choices)
         text = serializers.CharField(max_length=2000, required=False, allow_blank=True)

@@ -98,6 +98,8 @@ def task_data(context: selectors.TaskContext) -> dict:
 
 
 class TaskListView(APIView):
+    rate_scopes = {"POST": "task_request"}
+
     class Input(serializers.Serializer):
         type = serializers.ChoiceField(choices=TYPE_CHOICES, default="random")
         lang = serializers.CharField(max_length=16)
@@ -126,6 +128,8 @@ class TaskDetailView(APIView):
 
 
 class SubmitView(APIView):
+    rate_scopes = {"POST": "task_submit"}
+
     class Input(serializers.Serializer):
         key = serializers.CharField(
             max_length=100,
