@@ -76,7 +76,7 @@ class Rate:
             )
         count, multiple, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
         if multiple == 0:
-            raise ValueError(f"{text!r} is not a rate: its period is zero")
+            raise ValueError(f"{text!r} is not a rate: its period is zero (write COUNT/UNIT)")
         return cls(count=count, seconds=multiple * _UNITS[unit])
 
 
@@ -200,6 +200,11 @@ def _incr(key: str, timeout: int, amount: int) -> int:
     return count
 
 
+def _now() -> float:
+    """The clock the windows follow (wall time: every process must agree on it)."""
+    return time.time()
+
+
 def _key(scope: str, kind: str, who: str, window: int) -> str:
     # Hashed: account names and addresses may hold characters a cache key must not.
     digest = hashlib.blake2b(who.encode(), digest_size=12).hexdigest()
@@ -226,7 +231,7 @@ def _apply(scope: str, *, user_id: object, ip: str, account: str, amount: int) -
         "anon": ip if user_id is None else "",
         "account": account.strip().lower(),
     }
-    now = time.time()
+    now = _now()
     limited, wait = False, 0
     for kind, rate in rates_of(scope).items():
         if not who[kind]:
