@@ -52,6 +52,17 @@ def fresh_rate_limits(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def steady_rate_clock(monkeypatch):  # type: ignore[no-untyped-def]
+    """The rate limits' clock stopped 20 s into a day (so into every minute and hour too): a
+    test's requests never straddle the end of a window (a test about windows moves it)."""
+    from backend.core import ratelimit
+
+    clock = [86_400 * 11_575 + 20.0]
+    monkeypatch.setattr(ratelimit, "_now", lambda: clock[0])
+    return clock
+
+
+@pytest.fixture
 def oasst_sample_path() -> Path:
     path = SHARED_DATA / "oasst_en_100_trees.jsonl"
     if not path.exists():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -20,7 +21,7 @@ from backend.trees.models import Message
 from tests.backend.test_api_access import accepted_root, assert_error
 from tests.conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("steady_rate_clock")]
 
 # A cache whose Redis cannot be reached (nothing listens on port 1).
 UNREACHABLE_CACHE = {
@@ -29,19 +30,6 @@ UNREACHABLE_CACHE = {
         "LOCATION": "redis://127.0.0.1:1/0",
     }
 }
-
-
-@pytest.fixture(autouse=True)
-def steady_clock(request, monkeypatch):  # type: ignore[no-untyped-def]
-    """20 s into a minute, and it stays there: a test's requests never straddle the end of
-    a window (a test about windows moves the clock itself)."""
-    if "real_clock" not in request.fixturenames:
-        monkeypatch.setattr(ratelimit, "_now", lambda: 60 * 16_666_667 + 20.0)
-
-
-@pytest.fixture
-def real_clock() -> None:
-    """Asked for by a test that needs the real clock (another process follows it too)."""
 
 
 def limit(settings, scope: str, **rates: str) -> None:  # type: ignore[no-untyped-def]
@@ -228,10 +216,10 @@ def test_a_refused_report_is_not_stored(settings, bob):
     assert Report.objects.count() == 1
 
 
-def test_the_window_ends_when_retry_after_said(settings, bob, monkeypatch):
+def test_the_window_ends_when_retry_after_said(settings, bob, steady_rate_clock):
     limit(settings, "task_request", user="2/min")
-    clock = [60 * 1000 + 12.5]  # 12.5 s into a minute
-    monkeypatch.setattr(ratelimit, "_now", lambda: clock[0])
+    clock = steady_rate_clock
+    clock[0] -= 7.5  # 12.5 s into a minute
     assert _request_task(bob, "127.0.0.1").status_code == 201
     assert _request_task(bob, "127.0.0.1").status_code == 201
     assert assert_limited(_request_task(bob, "127.0.0.1")) == 48  # ceil(60 - 12.5)
@@ -266,11 +254,12 @@ def test_the_api_ceiling_counts_every_request_of_a_user(settings, bob):
 
 
 @pytest.mark.slow  # a second Python process starting Django
-def test_two_processes_on_one_redis_share_the_count(settings, redis_url, real_clock):
+def test_two_processes_on_one_redis_share_the_count(settings, redis_url, monkeypatch):
     """A second Python process (its own cache client and connections) counts against the
     same limit as this one. Both follow the real clock: a day's window, so the test does
     not straddle two."""
     limit(settings, "task_request", user="3/day")
+    monkeypatch.setattr(ratelimit, "_now", time.time)
     assert ratelimit.consume("task_request", user_id="shared-user") == 0
     script = (
         "import sys, django\n"
