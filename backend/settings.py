@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: refuses a page's form post over its rate limit before its view runs.
+    "frontend.middleware.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "backend.urls"
@@ -250,16 +252,64 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "backend.core.api_errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Rate limits (below): a ceiling on every request, and the scope a view names.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "backend.core.throttling.ApiThrottle",
+        "backend.core.throttling.ActionThrottle",
     ],
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("CHORUS_RATE_ANON", default="120/min"),
-        "user": env.str("CHORUS_RATE_USER", default="6000/min"),
-    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+
+# Rate limits (README "Rate limits", backend/core/ratelimit.py): per scope, COUNT/PERIOD
+# (e.g. 30/min, 5/5min, 1000/day; "off" for none) per signed-in user, per client address,
+# per anonymous client address ("anon") and per account named in a form. Counted in the
+# default cache (Redis: shared by every process), in process memory while it fails. Over a
+# rate: 429 with Retry-After. The defaults leave a fast honest volunteer (a task takes a
+# human seconds) far below them and stop a script that hammers.
+CHORUS_RATELIMITS_ENABLED = env.bool("CHORUS_RATELIMITS_ENABLED", default=True)
+# Proxies in front of the web processes that append to X-Forwarded-For (0: the header is
+# ignored, the client is REMOTE_ADDR); more than really exist would let clients forge it.
+CHORUS_TRUSTED_PROXIES = env.int("CHORUS_TRUSTED_PROXIES", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = CHORUS_TRUSTED_PROXIES
+CHORUS_RATELIMIT_PREFIX = "ratelimit"  # cache keys; tests give each test its own
+CHORUS_RATELIMITS = {
+    # Every API request: a ceiling per user, and per address for anonymous requests.
+    "api": {
+        "user": env.str("CHORUS_RATE_USER", default="6000/min"),
+        "anon": env.str("CHORUS_RATE_ANON", default="120/min"),
+    },
+    "task_request": {
+        "user": env.str("CHORUS_RATE_TASK_REQUEST", default="60/min"),
+        "ip": env.str("CHORUS_RATE_TASK_REQUEST_IP", default="600/min"),
+    },
+    "task_submit": {
+        "user": env.str("CHORUS_RATE_TASK_SUBMIT", default="60/min"),
+        "ip": env.str("CHORUS_RATE_TASK_SUBMIT_IP", default="600/min"),
+    },
+    "report": {
+        "user": env.str("CHORUS_RATE_REPORT", default="20/min"),
+        "ip": env.str("CHORUS_RATE_REPORT_IP", default="200/min"),
+    },
+    "chat_message": {
+        "user": env.str("CHORUS_RATE_CHAT_MESSAGE", default="20/min"),
+        "ip": env.str("CHORUS_RATE_CHAT_MESSAGE_IP", default="200/min"),
+    },
+    "api_key": {
+        "user": env.str("CHORUS_RATE_API_KEY", default="10/hour"),
+        "ip": env.str("CHORUS_RATE_API_KEY_IP", default="30/hour"),
+    },
+    "login": {"ip": env.str("CHORUS_RATE_LOGIN_IP", default="30/min")},
+    "login_failed": {"account": env.str("CHORUS_RATE_LOGIN_FAILED_ACCOUNT", default="5/5min")},
+    "signup": {"ip": env.str("CHORUS_RATE_SIGNUP_IP", default="30/hour")},
+    "password_reset": {
+        "ip": env.str("CHORUS_RATE_PASSWORD_RESET_IP", default="10/hour"),
+        "account": env.str("CHORUS_RATE_PASSWORD_RESET_ACCOUNT", default="3/hour"),
+    },
+    "account_change": {"user": env.str("CHORUS_RATE_ACCOUNT_CHANGE", default="20/hour")},
+}
+# allauth's own limits are off: the ones above cover them, answer with Retry-After, and
+# keep counting while Redis is down (allauth's cache lock would fail the login instead).
+ACCOUNT_RATE_LIMITS = False
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chorus API",

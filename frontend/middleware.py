@@ -3,8 +3,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils import translation
+from django.utils.translation import ngettext
+
+from backend.core import ratelimit
+from backend.core.api_errors import error_body
 
 
 class UserLanguageMiddleware:
@@ -26,3 +31,76 @@ class UserLanguageMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", translation.get_language() or "en")
         return response
+
+
+# Form posts of pages and the rate-limit scope each counts against (see
+# backend/core/ratelimit.py; the API's views name theirs in `rate_scopes`). Keyed by view
+# name, so allauth's pages and Django's own login forms are covered without wrapping them.
+PAGE_SCOPES = {
+    "account_login": "login",
+    "account_request_login_code": "login",
+    "rest_framework:login": "login",
+    "admin:login": "login",
+    "account_signup": "signup",
+    "account_reset_password": "password_reset",
+    "account_reset_password_from_key": "password_reset",
+    "account_change_password": "account_change",
+    "account_set_password": "account_change",
+    "account_email": "account_change",
+    "start_task": "task_request",
+    "task": "task_submit",
+    "report": "report",
+    "chat_report": "report",
+    "chat": "chat_message",
+}
+# Scopes whose form names an account: its field, and for logins the scope of its failures.
+ACCOUNT_FIELDS = {"login": ("login", "username"), "password_reset": ("email",)}
+
+
+class RateLimitMiddleware:
+    """Refuses a page's form post over its rate limit before the view runs (so nothing
+    changes), with 429, a Retry-After header and a page that says how long to wait."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable, args: tuple, kwargs: dict
+    ) -> HttpResponse | None:
+        if request.method != "POST" or request.resolver_match is None:
+            return None
+        scope = PAGE_SCOPES.get(request.resolver_match.view_name)
+        if scope is None:
+            return None
+        user = getattr(request, "user", None)
+        user_id = user.pk if user is not None and user.is_authenticated else None
+        ip = ratelimit.client_ip(request)
+        account = next(
+            (request.POST[f] for f in ACCOUNT_FIELDS.get(scope, ()) if request.POST.get(f)), ""
+        )
+        wait = ratelimit.consume(scope, user_id=user_id, ip=ip, account=account)
+        if not wait and scope == "login" and account:
+            # Failed logins are counted where they happen (backend/core/apps.py); an account
+            # with too many is not tried again until its window ends, whoever asks.
+            wait = ratelimit.peek("login_failed", account=account)
+        return too_many_requests(request, wait) if wait else None
+
+
+def too_many_requests(request: HttpRequest, wait: int) -> HttpResponse:
+    """The 429 answer: JSON in the API's format for scripts that ask for it, else a page."""
+    message = ngettext(
+        "You sent many requests in a short time. Please wait %(seconds)d second and try again.",
+        "You sent many requests in a short time. Please wait %(seconds)d seconds and try again.",
+        wait,
+    ) % {"seconds": wait}
+    if request.headers.get("Accept") == "application/json":
+        body = error_body("rate_limited", message, retry_after=wait)
+        response: HttpResponse = JsonResponse(body, status=429)
+    else:
+        context = {"message": message, "retry_after": wait}
+        response = render(request, "429.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response

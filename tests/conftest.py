@@ -7,6 +7,7 @@ pass while silently leaving out the tests that need Redis, a browser or the samp
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,30 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped, but CHORUS_REQUIRE_SERVICES forbids skips: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(settings):  # type: ignore[no-untyped-def]
+    """Each test counts against rate limits of its own (cache keys under a fresh prefix, no
+    in-process counters or cache failure left over), so limits hold within a test but the
+    requests of earlier tests in the same minute do not count."""
+    from backend.core import ratelimit
+
+    settings.CHORUS_RATELIMIT_PREFIX = f"ratelimit-{uuid.uuid4().hex}"
+    ratelimit.reset_fallback()
+    yield
+    ratelimit.reset_fallback()
+
+
+@pytest.fixture
+def steady_rate_clock(monkeypatch):  # type: ignore[no-untyped-def]
+    """The rate limits' clock stopped 20 s into a day (so into every minute and hour too): a
+    test's requests never straddle the end of a window (a test about windows moves it)."""
+    from backend.core import ratelimit
+
+    clock = [86_400 * 11_575 + 20.0]
+    monkeypatch.setattr(ratelimit, "_now", lambda: clock[0])
+    return clock
 
 
 @pytest.fixture

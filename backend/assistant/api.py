@@ -124,6 +124,8 @@ class ChatDetailView(APIView):
 
 
 class ChatMessagesView(APIView):
+    rate_scopes = {"POST": "chat_message"}
+
     class Input(serializers.Serializer):
         text = StrictCharField(trim_whitespace=False)
 
@@ -183,6 +185,8 @@ class ChatVoteView(APIView):
 
 
 class ChatReportView(APIView):
+    rate_scopes = {"POST": "report"}
+
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=ReportReason.choices)
         text = StrictCharField(max_length=2000, required=False, allow_blank=True)

@@ -26,6 +26,7 @@ from django.template.loader import render_to_string
 
 from backend.assistant import inference, selectors, services
 from backend.assistant.models import Chat, ChatMessage, FinishReason
+from backend.core import ratelimit
 from backend.core.errors import ChorusError, NotFound
 from backend.core.live import remember_serving_loop
 
@@ -91,6 +92,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.generation is not None and not self.generation.done():
             await self._error("busy", "Wait for the reply, or stop it, before you send more.")
             return
+        wait = await database_sync_to_async(self._consume_rate)()
+        if wait:
+            message = f"Too many messages; retry in {wait} s."
+            await self._error("rate_limited", message, retry_after=wait)
+            return
         try:
             message = await database_sync_to_async(services.accept_question)(
                 chat=self.chat, user=self.scope["user"], text=content.get("text")
@@ -102,6 +108,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # The first message names the chat.
         await self.send_json({"type": "message", "message": data, "chat_title": self.chat.title})
         self.generation = asyncio.ensure_future(self._reply(message))
+
+    def _consume_rate(self) -> int:
+        """The chat_message rate limit, as for the API's and the page's messages."""
+        headers = dict(self.scope.get("headers", []))
+        client = self.scope.get("client") or ("", 0)
+        ip = ratelimit.client_ip_from(
+            client[0] or "", headers.get(b"x-forwarded-for", b"").decode("latin-1")
+        )
+        return ratelimit.consume("chat_message", user_id=self.scope["user"].pk, ip=ip)
 
     async def _reply(self, question: ChatMessage) -> None:
         """Relay the model's pieces as they come, then save the reply."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -49,8 +50,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid_input", "The request is not valid.", _flatten(exc.detail))
     elif isinstance(exc, exceptions.Throttled):
-        wait = getattr(exc, "wait", None) or 1
-        body = error_body("rate_limited", f"Too many requests; retry in {int(wait) + 1} s.")
+        # Whole seconds, at least one, the same in the header and the message.
+        wait = max(1, math.ceil(getattr(exc, "wait", None) or 1))
+        response["Retry-After"] = str(wait)
+        body = error_body(
+            "rate_limited", f"Too many requests; retry in {wait} s.", retry_after=wait
+        )
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")

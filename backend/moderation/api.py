@@ -21,6 +21,8 @@ from backend.trees.selectors import access_message
 
 
 class ReportView(APIView):
+    rate_scopes = {"POST": "report"}
+
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=[(r.value, r.label) for r in VOLUNTEER_REASONS])
         text = StrictCharField(max_length=2000, required=False, allow_blank=True)

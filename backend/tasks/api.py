@@ -90,6 +90,8 @@ def task_data(context: selectors.TaskContext) -> dict:
 
 
 class TaskListView(APIView):
+    rate_scopes = {"POST": "task_request"}
+
     class Input(serializers.Serializer):
         type = serializers.ChoiceField(choices=TYPE_CHOICES, default="random")
         lang = StrictCharField(max_length=16)
@@ -118,6 +120,8 @@ class TaskDetailView(APIView):
 
 
 class SubmitView(APIView):
+    rate_scopes = {"POST": "task_submit"}
+
     class Input(serializers.Serializer):
         key = StrictCharField(
             max_length=100,
