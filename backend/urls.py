@@ -2,9 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from backend.core.api_docs import ApiDocsView
-
 from backend.core import health
+from backend.core.api_docs import ApiDocsView
 from backend.core.monitoring import metrics_view
 
 urlpatterns = [
