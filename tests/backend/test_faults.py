@@ -11,14 +11,24 @@ Each test breaks one real service on purpose and checks what a user relies on:
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
+from django.db import connection, transaction
 
 from backend.core.cache import FallbackRedisCache
 from tests.backend.faults import PrivateRedis, free_port, redis_server_binary, wait_until
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -91,3 +101,108 @@ def test_the_cache_goes_back_to_redis_when_it_returns(private_redis, caplog):
     assert sum("unreachable" in m for m in messages) == 1
     assert sum("reachable again" in m for m in messages) == 1
     direct.close()
+
+
+# --- The database connection dropped during a submission ---------------------------------
+
+
+def backend_waiting_for_a_lock(cursor) -> int | None:  # type: ignore[no-untyped-def]
+    """The pid of the server's database session that waits for the lock the test holds."""
+    cursor.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+    )
+    row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def lock_the_task_and_kill_the_submission(task_id: str, submit) -> httpx.Response:  # type: ignore[no-untyped-def]
+    """Hold the task's row lock, send the submission, kill the server's session while it
+    waits for the lock (mid-transaction), then release the lock; the server's answer."""
+    from backend.tasks.models import Task
+
+    with ThreadPoolExecutor(max_workers=1) as pool, transaction.atomic():
+        Task.objects.select_for_update().get(pk=task_id)
+        answer = pool.submit(submit)
+        with connection.cursor() as cursor:
+            pid = wait_until(
+                lambda: backend_waiting_for_a_lock(cursor),
+                what="the submission to wait for the task's lock",
+            )
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        return answer.result(timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submission_whose_connection_is_killed_gets_a_503_and_its_retry_is_stored_once(
+    asgi_server, volunteer
+):
+    from backend.trees.models import Message
+
+    alice = volunteer()
+    http = httpx.Client(
+        base_url=asgi_server.url, headers={"Authorization": f"Bearer {alice.key}"}, timeout=30
+    )
+    task = http.post("/api/v1/tasks/", json={"type": "initial_prompt", "lang": "en"}).json()
+    body = {"key": "retry-me-1", "text": "What makes a sourdough starter rise?"}
+
+    def submit() -> httpx.Response:
+        return http.post(f"/api/v1/tasks/{task['id']}/submit/", json=body)
+
+    failed = lock_the_task_and_kill_the_submission(task["id"], submit)
+
+    assert failed.status_code == 503, failed.text
+    assert failed.headers["content-type"] == "application/json"
+    assert failed.json()["error"]["code"] == "database_unavailable"
+    assert int(failed.headers["Retry-After"]) >= 1
+    assert not Message.objects.filter(text=body["text"]).exists()
+    # The pool dropped the dead connection: the next requests work.
+    assert http.get(f"/api/v1/tasks/{task['id']}/").status_code == 200
+
+    retried = submit()
+    assert retried.status_code == 201, retried.text
+    again = submit()  # the answer to the retry got lost too: the same result, no new row
+    assert again.status_code == 200
+    assert again.json()["replayed"] is True
+    assert again.json()["result_id"] == retried.json()["result_id"]
+    assert Message.objects.filter(text=body["text"]).count() == 1
+    http.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submission_that_committed_but_whose_answer_was_lost_is_not_stored_twice(
+    asgi_server, volunteer
+):
+    from backend.tasks.models import Task, TaskStatus
+    from backend.trees.models import Message
+
+    alice = volunteer()
+    http = httpx.Client(
+        base_url=asgi_server.url, headers={"Authorization": f"Bearer {alice.key}"}, timeout=30
+    )
+    task = http.post("/api/v1/tasks/", json={"type": "initial_prompt", "lang": "en"}).json()
+    body = {"key": "lost-answer-1", "text": "How do tides follow the moon?"}
+
+    # The client sends the submission, the server commits it, and the connection dies
+    # before the client has read the answer.
+    payload = json.dumps(body).encode()
+    host, port = asgi_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(
+            f"POST /api/v1/tasks/{task['id']}/submit/ HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {alice.key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+            + payload
+        )
+        wait_until(
+            lambda: Task.objects.get(pk=task["id"]).status == TaskStatus.SUBMITTED,
+            what="the server to commit the submission",
+        )
+
+    retried = http.post(f"/api/v1/tasks/{task['id']}/submit/", json=body)
+
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["replayed"] is True
+    stored = Message.objects.get(text=body["text"])
+    assert retried.json()["result_id"] == str(stored.id)
+    http.close()
