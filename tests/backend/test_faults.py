@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +30,12 @@ from django.db import connection, transaction
 
 from backend.core.cache import FallbackRedisCache
 from tests.backend.faults import PrivateRedis, free_port, redis_server_binary, wait_until
+from tests.backend.test_celery_worker import (  # noqa: F401 (fixtures, asked for by name)
+    broker_url,
+    database_url_for_worker,
+    producer,
+)
+from tests.conftest import PROJECT_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -206,3 +218,144 @@ def test_a_submission_that_committed_but_whose_answer_was_lost_is_not_stored_twi
     stored = Message.objects.get(text=body["text"])
     assert retried.json()["result_id"] == str(stored.id)
     http.close()
+
+
+# --- A Celery worker killed in the middle of an export -----------------------------------
+
+
+class ExportWorker:
+    """A real `celery -A backend worker` (prefork, one pool process) in its own process
+    group, on this test's broker and database, writing exports under `export_dir`."""
+
+    def __init__(self, broker: str, export_dir: Path, hold: Path, log: Path) -> None:
+        self.env = {
+            **os.environ,
+            "REDIS_URL": broker,
+            "CELERY_BROKER_URL": broker,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "DATABASE_URL": database_url_for_worker(),
+            "CHORUS_EXPORT_DIR": str(export_dir),
+            "CHORUS_TEST_EXPORT_HOLD_FILE": str(hold),
+            # A message whose worker vanished is handed out again after a second, not an
+            # hour (Redis; RabbitMQ redelivers when the connection drops).
+            "CELERY_VISIBILITY_TIMEOUT": "1",
+        }
+        self.env.pop("DATABASE_TEST_NAME", None)
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [
+            *(sys.executable, "-m", "celery", "-A", "backend", "worker", "-l", "info"),
+            *("--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle"),
+            *("--without-heartbeat", "-n", f"faults-{uuid.uuid4().hex[:8]}@%h"),
+        ]
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(  # noqa: S603  # our interpreter, fixed arguments
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def pool_process(self) -> int | None:
+        """The pid of the pool process running jobs (the worker's child), once there is one."""
+        assert self.process is not None
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        children = path.read_text().split() if path.exists() else []
+        return int(children[0]) if children else None
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, main process and pool, as a machine's OOM killer or a
+        lost host would: no shutdown, no acknowledgement."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def published_state(export_dir: Path) -> tuple[list[str], list[int]]:
+    """The version folders on disk and the done versions in the database, after checking
+    that every version a reader can see is complete."""
+    from backend.exports.models import DatasetExport, ExportStatus
+    from backend.exports.services import MANIFEST_FILE
+
+    folders = sorted(p.name for p in export_dir.glob("v*")) if export_dir.exists() else []
+    versions = sorted(
+        DatasetExport.objects.filter(status=ExportStatus.DONE).values_list("version", flat=True)
+    )
+    for name in folders:
+        manifest = json.loads((export_dir / name / MANIFEST_FILE).read_text())
+        for file in manifest["files"]:
+            assert (export_dir / name / file).exists() or any(
+                (export_dir / name).glob(f"{file}*")
+            ), f"{name} lacks {file}"
+    for version in versions:  # a version in the list has its folder
+        assert f"v{version}" in folders
+    return folders, [int(v) for v in versions if v is not None]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_export_whose_worker_is_killed_runs_again_and_publishes_one_complete_version(
+    request, tmp_path
+):
+    from backend.exports import services
+    from backend.exports.models import DatasetExport, ExportStatus
+    from tests.backend.test_exports import conversation
+
+    broker = request.getfixturevalue("broker_url")
+    request.getfixturevalue("producer")
+    export_dir, hold = tmp_path / "exports", tmp_path / "hold"
+    reached = Path(f"{hold}.reached")
+    for _ in range(3):
+        conversation()
+    hold.touch()  # every run waits after its first tree until the file is gone
+    worker = ExportWorker(broker, export_dir, hold, tmp_path / "worker.log")
+    request.addfinalizer(worker.kill)
+    worker.start()
+
+    export = services.start_export(user=None, filters={"validation": 0})
+
+    def mid_way() -> bool:
+        assert published_state(export_dir) == ([], [])  # nothing visible half-way
+        return reached.exists()
+
+    wait_until(mid_way, timeout=60, what=f"the export to start\n{worker.output()}")
+    assert DatasetExport.objects.get(pk=export.pk).status == ExportStatus.RUNNING
+    assert len(list(export_dir.glob(".tmp-*"))) == 1
+
+    # 1. The pool process dies (the OOM killer's usual victim); the worker lives on.
+    reached.unlink()
+    child = worker.pool_process()
+    assert child is not None
+    os.kill(child, signal.SIGKILL)
+    # The job is handed back (reject_on_worker_lost) and a new pool process starts it again.
+    wait_until(mid_way, timeout=60, what=f"the export to run again\n{worker.output()}")
+    assert worker.pool_process() not in (None, child)
+    assert DatasetExport.objects.get(pk=export.pk).status == ExportStatus.RUNNING
+
+    # 2. The whole worker dies; the run is left "running" with its temporary folder.
+    worker.kill()
+    assert DatasetExport.objects.get(pk=export.pk).status == ExportStatus.RUNNING
+    assert published_state(export_dir) == ([], [])
+    hold.unlink()
+
+    # A new worker gets the message again, finds the run dead and does it from the start.
+    worker.start()
+
+    def finished() -> bool:
+        published_state(export_dir)  # complete versions only, at every poll
+        return DatasetExport.objects.get(pk=export.pk).status != ExportStatus.RUNNING
+
+    wait_until(finished, timeout=60, what=f"the export to finish\n{worker.output()}")
+    export.refresh_from_db()
+    assert (export.status, export.version) == (ExportStatus.DONE, 1), export.error
+    assert published_state(export_dir) == (["v1"], [1])
+    assert list(export_dir.glob(".tmp-*")) == []  # the dead runs' folders are gone
+    assert DatasetExport.objects.count() == 1
