@@ -36,6 +36,44 @@ REDIS_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutErr
 RETRY_OPTION = "FALLBACK_RETRY_SECONDS"
 
 
+class _Outage:
+    """Whether this process found one Redis location down, and until when not to retry."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down_until = 0.0  # time.monotonic() before which Redis is not tried
+        self.is_down = False
+
+    def went_down(self, exc: Exception, *, retry_seconds: float) -> None:
+        with self.lock:
+            self.down_until = time.monotonic() + retry_seconds
+            if not self.is_down:
+                self.is_down = True
+                log.warning(
+                    "Redis cache unreachable (%s: %s); this process uses its own memory "
+                    "until Redis answers again (tried every %g s)",
+                    type(exc).__name__,
+                    exc,
+                    retry_seconds,
+                )
+
+    def came_back(self, local: LocMemCache) -> None:
+        with self.lock:
+            if self.is_down:
+                self.is_down = False
+                local.clear()
+                log.warning("Redis cache reachable again; the in-memory fallback is emptied")
+
+
+_outages: dict[str, _Outage] = {}
+_outages_lock = threading.Lock()
+
+
+def _outage_of(location: str) -> _Outage:
+    with _outages_lock:
+        return _outages.setdefault(location, _Outage())
+
+
 class FallbackRedisCache(RedisCache):
     """RedisCache that survives Redis being down (see the module docstring).
 
@@ -54,48 +92,29 @@ class FallbackRedisCache(RedisCache):
         options.setdefault("retry", Retry(NoBackoff(), 0))
         params["OPTIONS"] = options
         super().__init__(server, params)
+        # Django makes a cache object per thread and per request context, so what an
+        # outage means for this process lives in module state, one per Redis location,
+        # and the fallback is a LocMemCache by name (LocMemCache shares storage by name).
+        self.outage = _outage_of(server)
         local_params = {k: v for k, v in params.items() if k != "OPTIONS"}
-        self.local = LocMemCache(f"chorus-redis-fallback-{id(self)}", local_params)
-        self._lock = threading.Lock()
-        self._down_until = 0.0  # time.monotonic() before which Redis is not tried
-        self._is_down = False
+        self.local = LocMemCache(f"chorus-redis-fallback:{server}", local_params)
 
     @property
     def is_using_redis(self) -> bool:
         """False during an outage, until a call gets through to Redis again."""
-        return not self._is_down
+        return not self.outage.is_down
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if time.monotonic() >= self._down_until:
+        if time.monotonic() >= self.outage.down_until:
             try:
                 result = getattr(super(), name)(*args, **kwargs)
             except REDIS_DOWN as exc:
-                self._went_down(exc)
+                self.outage.went_down(exc, retry_seconds=self.retry_seconds)
             else:
-                if self._is_down:
-                    self._came_back()
+                if self.outage.is_down:
+                    self.outage.came_back(self.local)
                 return result
         return getattr(self.local, name)(*args, **kwargs)
-
-    def _went_down(self, exc: Exception) -> None:
-        with self._lock:
-            self._down_until = time.monotonic() + self.retry_seconds
-            if not self._is_down:
-                self._is_down = True
-                log.warning(
-                    "Redis cache unreachable (%s: %s); this process uses its own memory "
-                    "until Redis answers again (tried every %.0f s)",
-                    type(exc).__name__,
-                    exc,
-                    self.retry_seconds,
-                )
-
-    def _came_back(self) -> None:
-        with self._lock:
-            if self._is_down:
-                self._is_down = False
-                self.local.clear()
-                log.warning("Redis cache reachable again; the in-memory fallback is emptied")
 
     # Every call of Django's cache API that RedisCache implements; the rest of BaseCache
     # (get_or_set, decr, incr_version, the async methods) is built on these.

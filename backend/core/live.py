@@ -30,6 +30,11 @@ def remember_serving_loop() -> None:
         _serving_loop = asyncio.get_running_loop()
 
 
+# True while sends fail: the outage is logged when it starts and when it ends, not once
+# per dropped event (a busy site sends many a second).
+_layer_down = False
+
+
 def _send(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -38,16 +43,35 @@ def _send(group: str, event: dict[str, Any]) -> None:
         loop = _serving_loop
         if loop is not None and loop.is_running():
             future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
-            future.add_done_callback(_log_failure)
+            future.add_done_callback(_note_outcome)
         else:
             async_to_sync(layer.group_send)(group, event)
-    except Exception:  # the layer is an optional service: never fail the caller
-        log.warning("live update to %s dropped", group, exc_info=True)
+            _note_sent()
+    except Exception as exc:  # the layer is an optional service: never fail the caller
+        _note_dropped(exc)
 
 
-def _log_failure(future: Any) -> None:
+def _note_outcome(future: Any) -> None:
+    if future.cancelled():
+        return
     if future.exception() is not None:
-        log.warning("live update dropped: %s", future.exception())
+        _note_dropped(future.exception())
+    else:
+        _note_sent()
+
+
+def _note_dropped(exc: BaseException) -> None:
+    global _layer_down
+    if not _layer_down:
+        _layer_down = True
+        log.warning("live updates dropped until the channel layer answers again: %s", exc)
+
+
+def _note_sent() -> None:
+    global _layer_down
+    if _layer_down:
+        _layer_down = False
+        log.warning("live updates flow again")
 
 
 def broadcast(group: str, event: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ Each test breaks one real service on purpose and checks what a user relies on:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from tests.backend.test_celery_worker import (  # noqa: F401 (fixtures, asked fo
     broker_url,
     database_url_for_worker,
     producer,
+    reset_broker_pools,
 )
 from tests.conftest import PROJECT_ROOT
 
@@ -63,7 +65,8 @@ def fallback_cache(url: str, retry_seconds: float = 60.0) -> FallbackRedisCache:
 
 
 def test_the_cache_works_from_memory_when_redis_cannot_be_reached(caplog):
-    cache = fallback_cache(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    cache = fallback_cache(url)
     caplog.set_level(logging.WARNING, logger="backend.core.cache")
 
     started = time.monotonic()
@@ -79,6 +82,10 @@ def test_the_cache_works_from_memory_when_redis_cannot_be_reached(caplog):
     assert time.monotonic() - started < 2.0  # no connection attempt per call
 
     assert not cache.is_using_redis
+    # Django makes a cache object per thread and request: they share the outage and memory.
+    other = fallback_cache(url)
+    assert not other.is_using_redis
+    assert other.get("answer") == 42
     warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not once per call
 
@@ -113,6 +120,30 @@ def test_the_cache_goes_back_to_redis_when_it_returns(private_redis, caplog):
     assert sum("unreachable" in m for m in messages) == 1
     assert sum("reachable again" in m for m in messages) == 1
     direct.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_sent_after_commit_to_a_dead_broker_is_logged_and_does_not_fail_the_caller(caplog):
+    from kombu.exceptions import OperationalError
+
+    from backend.celery import app
+    from backend.trees.jobs import reconcile_trees_job
+
+    before = (app.conf.broker_url, app.conf.task_always_eager)
+    reset_broker_pools(app)
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app.conf.task_always_eager = False
+    try:
+        started = time.monotonic()
+        with transaction.atomic():
+            reconcile_trees_job.delay_on_commit()
+        assert time.monotonic() - started < 5
+        assert "reconcile_trees_job not sent, the broker is unreachable" in caplog.text
+        with pytest.raises(OperationalError):  # a direct send still tells its caller
+            reconcile_trees_job.delay()
+    finally:
+        reset_broker_pools(app)
+        app.conf.broker_url, app.conf.task_always_eager = before
 
 
 # --- The database connection dropped during a submission ---------------------------------
@@ -359,3 +390,150 @@ def test_an_export_whose_worker_is_killed_runs_again_and_publishes_one_complete_
     assert published_state(export_dir) == (["v1"], [1])
     assert list(export_dir.glob(".tmp-*")) == []  # the dead runs' folders are gone
     assert DatasetExport.objects.count() == 1
+
+
+# --- Redis stopped: the web app degrades and recovers -------------------------------------
+
+
+class WebProcess:
+    """`uvicorn backend.asgi:application` in a process of its own, on the test database
+    and a private Redis (cache, channel layer and Celery broker; no worker runs)."""
+
+    def __init__(self, redis_url: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_for_worker(),
+            "DATABASE_POOL_MAX": "4",
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "CHORUS_REDIS_RETRY_SECONDS": "0.5",
+            "LOG_LEVEL": "WARNING",
+        }
+        env.pop("DATABASE_TEST_NAME", None)
+        env.pop("CELERY_BROKER_TRANSPORT_OPTIONS", None)
+        command = [
+            *(sys.executable, "-m", "uvicorn", "backend.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off"),
+        ]
+        self.log = log
+        with log.open("a") as out:
+            self.process = subprocess.Popen(  # noqa: S603  # our interpreter, fixed arguments
+                command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_until(self.answers, timeout=60, what=f"the web process to start\n{self.output()}")
+
+    def answers(self) -> bool:
+        assert self.process.poll() is None, self.output()
+        try:
+            httpx.get(f"{self.url}/api/v1/", timeout=2)
+        except httpx.TransportError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class LiveListener:
+    """A channel in the private Redis's channel layer, in the group of the English task
+    counts: what a dashboard's WebSocket would receive."""
+
+    def __init__(self, redis_url: str) -> None:
+        from channels_redis.core import RedisChannelLayer
+
+        self.layer = RedisChannelLayer(hosts=[redis_url])
+        self.channel = ""
+
+    def subscribe(self) -> None:
+        async def join() -> str:
+            channel = await self.layer.new_channel()
+            await self.layer.group_add("tasks.en", channel)
+            return channel
+
+        self.channel = asyncio.run(join())
+
+    def received(self, timeout: float) -> dict | None:
+        async def receive() -> dict | None:
+            try:
+                return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+            except TimeoutError:
+                return None
+
+        return asyncio.run(receive())
+
+
+def task_loop(http: httpx.Client, n: int) -> list[int]:
+    """Ask for a first-prompt task and submit it; the statuses of both requests."""
+    asked = http.post("/api/v1/tasks/", json={"type": "initial_prompt", "lang": "en"})
+    if asked.status_code != 201:
+        return [asked.status_code]
+    done = http.post(
+        f"/api/v1/tasks/{asked.json()['id']}/submit/",
+        json={"key": f"loop-{n}", "text": f"Question number {n} about the weather in spring?"},
+    )
+    return [asked.status_code, done.status_code]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_stopped_tasks_keep_flowing_and_everything_recovers_when_it_returns(
+    private_redis, volunteer, tmp_path
+):
+    import redis
+
+    from backend.trees.models import Message
+
+    direct = redis.Redis.from_url(private_redis.url)
+    web = WebProcess(private_redis.url, tmp_path / "web.log")
+    alice = volunteer()
+    http = httpx.Client(
+        base_url=web.url, headers={"Authorization": f"Bearer {alice.key}"}, timeout=30
+    )
+    listener = LiveListener(private_redis.url)
+    try:
+        # Redis up: the throttles count in Redis, live updates arrive, jobs are queued.
+        listener.subscribe()
+        assert task_loop(http, 0) == [201, 201]
+        assert listener.received(timeout=10) == {"type": "counts.changed"}
+        assert direct.keys("*throttle_user*")
+
+        # Redis dies: handing out and submitting go on, without errors or stalls.
+        private_redis.stop()
+        started = time.monotonic()
+        for n in range(1, 6):
+            assert task_loop(http, n) == [201, 201], web.output()
+        assert time.monotonic() - started < 15, "requests stalled on the dead Redis"
+        assert Message.objects.filter(text__startswith="Question number").count() == 6
+
+        # Redis returns (empty, on the same port): the same web process uses it again.
+        private_redis.start()
+        listener.subscribe()
+        n = 6
+
+        def recovered() -> bool:
+            nonlocal n
+            assert task_loop(http, n) == [201, 201], web.output()
+            n += 1
+            return bool(direct.keys("*throttle_user*")) and listener.received(timeout=1) is not None
+
+        wait_until(recovered, timeout=20, what="the web process to use Redis again")
+        log = web.output()
+        assert log.count("Redis cache unreachable") == 1, log  # once per outage and process
+        assert log.count("Redis cache reachable again") == 1, log
+        assert log.count("live updates dropped") == 1, log
+        assert " 500 " not in log
+    finally:
+        http.close()
+        web.stop()
+        direct.close()
