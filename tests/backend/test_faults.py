@@ -537,3 +537,74 @@ def test_with_redis_stopped_tasks_keep_flowing_and_everything_recovers_when_it_r
         http.close()
         web.stop()
         direct.close()
+
+
+# --- The inference server down or slow ----------------------------------------------------
+# tests/backend/test_assistant_chat.py, test_assistant_candidates.py and
+# tests/frontend/test_chat_pages.py / test_chat_browser.py cover the chat's socket, the chat
+# page with the server down and the candidate job's back-off with the server down; these
+# add the slow server and what must not be affected.
+
+
+@pytest.fixture(params=["inference_down", "inference_stalled"])
+def broken_inference(request, settings) -> str:  # type: ignore[no-untyped-def]
+    request.getfixturevalue(request.param)
+    settings.INFERENCE_MODEL = ""  # so the candidate job asks the server for its model
+    return str(request.param)
+
+
+@pytest.mark.django_db
+def test_the_chat_page_says_when_the_assistant_is_too_slow(inference_stalled):
+    from django.test import Client
+    from django.urls import reverse
+
+    from backend.assistant import services
+    from backend.assistant.models import ChatMessage
+    from tests.frontend.conftest import make_volunteer
+
+    owner = make_volunteer()
+    client = Client()
+    client.force_login(owner)
+    chat = services.create_chat(owner=owner)
+
+    started = time.monotonic()
+    page = client.post(reverse("chat", args=[chat.id]), {"text": "Anyone there?"}, follow=True)
+
+    assert "The assistant is taking too long to answer" in page.content.decode()
+    assert ChatMessage.objects.get(chat=chat).text == "Anyone there?"
+    assert time.monotonic() - started < 20  # INFERENCE_TIMEOUT (0.5 s here), not forever
+
+
+@pytest.mark.django_db
+def test_while_the_inference_server_is_broken_the_job_backs_off_and_volunteers_work_on(
+    broken_inference, volunteer
+):
+    from django.test import Client
+    from django.urls import reverse
+
+    from backend.assistant.jobs import write_candidate_replies_job
+    from tests.frontend.conftest import make_volunteer
+
+    started = time.monotonic()
+    # The candidate job fails once, then does not even try until its pause is over.
+    first = write_candidate_replies_job.delay().get()
+    assert first["status"] == "unavailable", first
+    assert write_candidate_replies_job.delay().get()["status"] == "backing_off"
+
+    # The API's task loop.
+    alice = volunteer()
+    task = alice.request_task("initial_prompt")
+    assert task.status_code == 201, task.content
+    done = alice.submit(task.json()["id"], key="k1", text="Why is the sky blue at noon?")
+    assert done.status_code == 201, done.content
+
+    # The pages of the task loop and the chat list.
+    person = make_volunteer(username="pages")
+    client = Client()
+    client.force_login(person)
+    assert client.get(reverse("dashboard")).status_code == 200
+    opened = client.post(reverse("start_task"), {"type": "initial_prompt", "lang": "en"})
+    assert opened.status_code == 302
+    assert client.get(opened["Location"]).status_code == 200
+    assert client.get(reverse("chats")).status_code == 200
+    assert time.monotonic() - started < 20  # nothing hung on the broken server
