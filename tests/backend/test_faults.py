@@ -331,6 +331,37 @@ def published_state(export_dir: Path) -> tuple[list[str], list[int]]:
     return folders, [int(v) for v in versions if v is not None]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_leaves_a_live_run_alone_and_restarts_a_dead_one(settings, tmp_path):
+    import psycopg
+
+    from backend.exports import services
+    from backend.exports.models import DatasetExport, ExportStatus
+    from tests.backend.test_exports import conversation
+
+    settings.CHORUS_EXPORT_DIR = str(tmp_path)
+    conversation()
+    export = services.create_export(user=None, filters={"validation": 0})
+    DatasetExport.objects.filter(pk=export.pk).update(status=ExportStatus.RUNNING)
+    leftover = tmp_path / f".tmp-{export.id.hex}"
+    leftover.mkdir()
+    (leftover / "half-written").write_text("x")
+
+    # A live run elsewhere holds the export's run lock: the delivery does nothing.
+    key = int.from_bytes(export.id.bytes[:4], "big", signed=True)
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [services.RUN_LOCK_CLASS, key])
+        untouched = services.run_export(export_id=export.id)
+        assert untouched.status == ExportStatus.RUNNING
+        assert (leftover / "half-written").exists()
+
+    # That run's worker died (its session, and so the lock, is gone): the delivery
+    # starts the export again from nothing and publishes it.
+    done = services.run_export(export_id=export.id)
+    assert (done.status, done.version) == (ExportStatus.DONE, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1"]
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_an_export_whose_worker_is_killed_runs_again_and_publishes_one_complete_version(
