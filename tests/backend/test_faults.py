@@ -584,6 +584,7 @@ def broken_inference(request, settings) -> str:  # type: ignore[no-untyped-def]
     return str(request.param)
 
 
+@pytest.mark.slow  # about 5 s on a busy machine: the first page rendered in the process
 @pytest.mark.django_db
 def test_the_chat_page_says_when_the_assistant_is_too_slow(inference_stalled):
     from django.test import Client
