@@ -1,14 +1,40 @@
 """The Celery application. Jobs live in each app's jobs.py (the word "task" is the volunteers')."""
 
+import functools
 import logging
 import os
 from typing import Any
 
 from celery import Celery, signals
+from celery.contrib.django.task import DjangoTask
+from django.db import transaction
+from kombu.exceptions import OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
-app = Celery("chorus")
+log = logging.getLogger(__name__)
+
+
+class ChorusJob(DjangoTask):
+    """Jobs sent after commit by requests never fail the request that sent them.
+
+    The request's work is committed by then; a broker that cannot be reached (Redis down,
+    RabbitMQ restarting) within CELERY_BROKER_CONNECTION_TIMEOUT loses the job with an
+    error in the log, and the beat jobs (reconcile_trees_job, expire_tasks_job) redo what
+    it would have done. `delay()` called directly still raises, for callers that must know.
+    """
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        transaction.on_commit(functools.partial(self._send_after_commit, args, kwargs))
+
+    def _send_after_commit(self, args: tuple, kwargs: dict) -> None:
+        try:
+            self.apply_async(args, kwargs)
+        except (OperationalError, OSError) as exc:
+            log.error("job %s not sent, the broker is unreachable: %s", self.name, exc)
+
+
+app = Celery("chorus", task_cls=ChorusJob)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(related_name="jobs")
 

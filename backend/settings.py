@@ -131,18 +131,40 @@ CHORUS_HTTP_THREADS = env.int(
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# --- Redis outages (faults) ---
+# Redis is a convenience, never a reason to fail a request: while it is down the cache
+# falls back to each process's memory (backend.core.cache) and live updates are dropped
+# (backend.core.live). Seconds to wait for Redis to connect or answer before giving up:
+CHORUS_REDIS_TIMEOUT = env.float("CHORUS_REDIS_TIMEOUT", default=0.5)
+# Seconds a process waits, after Redis failed, before the cache tries Redis again.
+CHORUS_REDIS_RETRY_SECONDS = env.float("CHORUS_REDIS_RETRY_SECONDS", default=5.0)
+
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "backend.core.cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="chorus"),
+            "OPTIONS": {
+                "socket_connect_timeout": CHORUS_REDIS_TIMEOUT,
+                "socket_timeout": CHORUS_REDIS_TIMEOUT,
+                "FALLBACK_RETRY_SECONDS": CHORUS_REDIS_RETRY_SECONDS,
+            },
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": CHORUS_REDIS_TIMEOUT,
+                        # Not socket_timeout: a WebSocket's receive blocks on Redis for
+                        # seconds by design (BLPOP); channels_redis bounds that itself.
+                    }
+                ]
+            },
         }
     }
 else:
@@ -157,6 +179,31 @@ CELERY_TASK_ALWAYS_EAGER = env.bool(
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# --- Lost workers and a dead broker (faults) ---
+# A job whose worker process dies (the OOM killer, a redeploy) goes back to the queue
+# instead of being acknowledged as failed; jobs are written to survive running twice.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Redis only: a message taken by a worker that then vanished is handed out again after
+# this many seconds (RabbitMQ redelivers at once when the worker's connection drops). A
+# job still running past it is delivered a second time; the jobs are idempotent, and a
+# running export knows it is still alive (backend.exports.services).
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {
+    "visibility_timeout": env.float("CELERY_VISIBILITY_TIMEOUT", default=3600.0)
+}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "socket_connect_timeout": CHORUS_REDIS_TIMEOUT,
+        "socket_timeout": max(CHORUS_REDIS_TIMEOUT, 5.0),
+    }
+# Sending a job from a request while the broker is down fails fast (the job is logged
+# and dropped; the beat jobs reconcile what it would have done) rather than stalling it.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BEAT_SCHEDULE = {
     "reconcile-trees": {
         "task": "backend.trees.jobs.reconcile_trees_job",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
@@ -13,6 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from backend.core.errors import ChorusError
+
+log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait before retrying after the database connection was lost.
+DATABASE_RETRY_AFTER = 1
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -40,6 +47,8 @@ def error_body(code: str, message: str, fields: dict | None = None, **extra: Any
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ChorusError):
         return Response(error_body(exc.code, exc.message, exc.fields, **exc.extra), exc.status)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return _database_unavailable(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -71,3 +80,22 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", "No such resource."), status=404)
     return page_not_found(request, exception)
+
+
+def _database_unavailable(exc: Exception) -> Response:
+    """The connection broke (a restarted or failed-over server, a killed backend) or the
+    transaction could not go on (a deadlock, a serialisation failure): the transaction was
+    rolled back, so the request may simply be repeated; submissions carry an idempotency
+    key that makes the repeat safe even when the first one did commit. The pool discards
+    the broken connection when the request ends."""
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    body = error_body(
+        "database_unavailable",
+        "The database connection was lost. Retry in a moment; a submission with the same "
+        "idempotency key, so that it is stored once.",
+    )
+    return Response(
+        body,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )

@@ -33,15 +33,18 @@ _MEANING = {
         "`message_id` and `tree_id`)."
     ),
     429: "Rate limited: retry after the Retry-After header's seconds.",
-    503: "The assistant is switched off (`inference_off`) or its server is down "
-    "(`inference_unavailable`).",
+    503: "Unavailable for a moment: the database connection was lost "
+    "(`database_unavailable`; retry after the Retry-After header's seconds, a submission "
+    "with the same idempotency key), or the assistant is switched off (`inference_off`) "
+    "or its server is down (`inference_unavailable`).",
     504: "The assistant's server was too slow (`inference_timeout`).",
 }
 
 
 def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Error responses for extend_schema, always with 401 and 429."""
-    codes = sorted({401, 429, *statuses})
+    """Error responses for extend_schema, always with 401, 429 and 503 (any request may
+    lose its database connection)."""
+    codes = sorted({401, 429, 503, *statuses})
     return {code: OpenApiResponse(ErrorBody, description=_MEANING[code]) for code in codes}
 
 

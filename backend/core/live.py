@@ -11,7 +11,9 @@ is dropped with a log line and the request that caused it carries on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import weakref
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -30,6 +32,11 @@ def remember_serving_loop() -> None:
         _serving_loop = asyncio.get_running_loop()
 
 
+# The layers whose sends fail: an outage is logged when it starts and when it ends, not
+# once per dropped event (a busy site sends many a second).
+_layers_down: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def _send(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -38,16 +45,33 @@ def _send(group: str, event: dict[str, Any]) -> None:
         loop = _serving_loop
         if loop is not None and loop.is_running():
             future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
-            future.add_done_callback(_log_failure)
+            future.add_done_callback(functools.partial(_note_outcome, layer))
         else:
             async_to_sync(layer.group_send)(group, event)
-    except Exception:  # the layer is an optional service: never fail the caller
-        log.warning("live update to %s dropped", group, exc_info=True)
+            _note_sent(layer)
+    except Exception as exc:  # the layer is an optional service: never fail the caller
+        _note_dropped(layer, exc)
 
 
-def _log_failure(future: Any) -> None:
+def _note_outcome(layer: Any, future: Any) -> None:
+    if future.cancelled():
+        return
     if future.exception() is not None:
-        log.warning("live update dropped: %s", future.exception())
+        _note_dropped(layer, future.exception())
+    else:
+        _note_sent(layer)
+
+
+def _note_dropped(layer: Any, exc: BaseException) -> None:
+    if layer not in _layers_down:
+        _layers_down.add(layer)
+        log.warning("live updates dropped until the channel layer answers again: %s", exc)
+
+
+def _note_sent(layer: Any) -> None:
+    if layer in _layers_down:
+        _layers_down.discard(layer)
+        log.warning("live updates flow again")
 
 
 def broadcast(group: str, event: dict[str, Any]) -> None:

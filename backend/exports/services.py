@@ -1,25 +1,35 @@
 """Dataset exports: planning a run, streaming the database into a version folder, publishing
 it atomically; and takedowns.
 
-A run writes into `<CHORUS_EXPORT_DIR>/.tmp-<uuid>/` and only its last step renames that
-folder to `v<N>`: readers never see a half-written version, and a failed run leaves
+A run writes into `<CHORUS_EXPORT_DIR>/.tmp-<export id>/` and only its last step renames
+that folder to `v<N>`: readers never see a half-written version, and a failed run leaves
 nothing but a failed DatasetExport row behind.
+
+A run may be delivered twice: the broker hands the job out again when its worker died
+(killed by the OOM killer, a redeploy) and, on Redis, when it ran past the visibility
+timeout. While it runs, the run holds a PostgreSQL advisory lock on a connection of its
+own, which the server releases the moment that worker's process dies. So a second
+delivery can tell a live run (lock held: it does nothing) from a dead one (lock free: it
+removes the dead run's folder and starts again), without timeouts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import secrets
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -34,8 +44,15 @@ from backend.exports.options import ExportOptions
 from backend.exports.stats import StatsCollector
 from backend.exports.writer import DatasetWriter
 
+log = logging.getLogger(__name__)
+
 # pg_advisory_xact_lock key ("CHORUSEX"): versions are handed out one export at a time.
 VERSION_LOCK = 0x43484F5255534558
+# First half of the two-key advisory lock a running export holds ("CHRX"); the second
+# half comes from the export's id.
+RUN_LOCK_CLASS = 0x43485258
+# Tests only: a file whose presence makes a run wait after its first tree (see _hold).
+HOLD_FILE_VARIABLE = "CHORUS_TEST_EXPORT_HOLD_FILE"
 MANIFEST_FILE = "export.json"
 CARD_FILE = "README.md"
 _VERSION_FOLDER = re.compile(r"^v(\d+)$")
@@ -77,34 +94,63 @@ def run_export(*, export_id: uuid.UUID, salt: str | None = None) -> DatasetExpor
 
     `salt` (random when not given, never stored) anonymises user ids: the same seed and
     salt over the same data give the same bytes. A done export is returned as it is (a
-    redelivered job); one running or failed raises Conflict. Any failure removes the
-    temporary folder, marks the export failed and is raised again.
+    redelivered job), and so is one that another live worker is running; one running
+    whose worker died starts again from nothing; a failed one raises Conflict. Any failure
+    removes the temporary folder, marks the export failed and is raised again.
     """
-    export = _claim(export_id)
-    if export.status == ExportStatus.DONE:
+    with _run_lock(export_id) as is_ours:
+        if not is_ours:
+            log.info("export %s runs in another worker; this delivery does nothing", export_id)
+            return _get(export_id)
+        export = _claim(export_id)
+        if export.status == ExportStatus.DONE:
+            return export
+        folder = export_root() / f".tmp-{export_id.hex}"
+        try:
+            shutil.rmtree(folder, ignore_errors=True)  # what a dead run of it left behind
+            folder.mkdir(parents=True)
+            stats, rows = _write_dataset(export, folder, salt=salt or secrets.token_hex(16))
+            _publish(export, folder, stats=stats, rows=rows)
+        except BaseException as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            _mark_failed(export, exc)
+            raise
+        export.refresh_from_db()
         return export
-    folder = export_root() / f".tmp-{uuid.uuid4().hex}"
-    try:
-        folder.mkdir(parents=True)
-        stats, rows = _write_dataset(export, folder, salt=salt or secrets.token_hex(16))
-        _publish(export, folder, stats=stats, rows=rows)
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        _mark_failed(export, exc)
-        raise
-    export.refresh_from_db()
+
+
+@contextlib.contextmanager
+def _run_lock(export_id: uuid.UUID) -> Iterator[bool]:
+    """Hold the export's run lock, on a connection of its own, for the block; True when
+    this process got it (no live run of the export exists elsewhere).
+
+    Not on Django's connection: that one returns to the pool between jobs and may be
+    replaced, while this lock must live exactly as long as this run (or its process).
+    """
+    from django.db import connection as django_connection
+
+    params = django_connection.get_connection_params()
+    key = int.from_bytes(export_id.bytes[:4], "big", signed=True)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", [RUN_LOCK_CLASS, key]).fetchone()
+        yield bool(row and row[0])
+    # Closing the connection releases the lock.
+
+
+def _get(export_id: uuid.UUID) -> DatasetExport:
+    export = DatasetExport.objects.filter(pk=export_id).first()
+    if export is None:
+        raise NotFound("No such export.")
     return export
 
 
 def _claim(export_id: uuid.UUID) -> DatasetExport:
-    # A conditional UPDATE that must touch one row: two workers handed the same job (a
-    # redelivery) cannot both run it.
-    claimed = DatasetExport.objects.filter(pk=export_id, status=ExportStatus.PENDING).update(
-        status=ExportStatus.RUNNING, started_at=timezone.now(), progress=0.0
-    )
-    export = DatasetExport.objects.filter(pk=export_id).first()
-    if export is None:
-        raise NotFound("No such export.")
+    # Only called under the run lock, so a "running" export has no live run: its worker
+    # died and this delivery of the job starts it again.
+    claimed = DatasetExport.objects.filter(
+        pk=export_id, status__in=(ExportStatus.PENDING, ExportStatus.RUNNING)
+    ).update(status=ExportStatus.RUNNING, started_at=timezone.now(), progress=0.0)
+    export = _get(export_id)
     if not claimed and export.status != ExportStatus.DONE:
         raise Conflict(f"The export is {export.status}; only a pending export can run.")
     return export
@@ -133,7 +179,20 @@ def _write_dataset(
                 writer.write(formatted)
                 collector.add(formatted)
             progress.advance(len(tree.rows))
+            _hold()
     return collector.to_json(), writer.rows
+
+
+def _hold() -> None:
+    """Tests only: while the file named by CHORUS_TEST_EXPORT_HOLD_FILE exists, wait (after
+    creating `<file>.reached`), so a fault test can kill the worker in the middle of a run.
+    Unset in production, where this costs one environment lookup per tree."""
+    hold = os.environ.get(HOLD_FILE_VARIABLE)
+    if not hold or not os.path.exists(hold):
+        return
+    Path(f"{hold}.reached").touch()
+    while os.path.exists(hold):
+        time.sleep(0.05)
 
 
 class _Progress:

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from backend.accounts.models import Role
 from backend.accounts.services import create_api_client, create_user
+from tests.frontend.asgi_server import asgi_server  # noqa: F401 (a fixture: the app over HTTP)
 
 _names = itertools.count()
 
