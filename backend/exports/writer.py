@@ -87,7 +87,7 @@ class _Sink(Protocol):
 
 class _Background:
     """Items handled in order on a thread of their own, so that the formatting of the next
-    trees goes on meanwhile: file writes, zlib and Parquet's encoders all let go of the GIL
+    trees goes on meanwhile: file writes, igzip and Parquet's encoders all let go of the GIL
     while they work. At most QUEUE_ITEMS wait, so memory stays bounded however fast trees
     come in; a failure on the thread is raised by the next write or by close().
     """
