@@ -26,6 +26,13 @@ MARGIN_EPSILON = 1e-3
 SFT_ROLES = {"prompter": "user", "assistant": "assistant"}
 SPLITS = ("train", "validation", "test")
 
+# The flat rows' columns, in the order of the Parquet file and of FormattedTree.table.
+FLAT_COLUMNS = (
+    *("message_id", "parent_id", "user_id", "created_date", "text", "role", "lang"),
+    *("review_count", "review_result", "deleted", "rank", "synthetic", "model_name"),
+    *("emojis", "labels", "extra", "message_tree_id", "tree_state", "split"),
+)
+
 # Ids come from the database as text (the stream's fast path) or as UUIDs (tests, callers
 # holding models); both print and sort the same, so the output does not depend on which.
 Id = uuid.UUID | str
@@ -63,6 +70,7 @@ class MessageRow:
 class Node:
     row: MessageRow
     replies: list[Node] = field(default_factory=list)
+    turn: orjson.Fragment | None = None  # _turn_json's, once made
 
 
 @dataclass
@@ -70,9 +78,10 @@ class FormattedTree:
     """Everything one tree contributes to an export."""
 
     split: str
-    record: dict[str, Any]  # the OpenAssistant tree line
-    messages: list[dict[str, Any]]  # flat rows, parents first
-    sft: list[dict[str, Any]]
+    record: dict[str, Any]  # the OpenAssistant tree line (emojis, labels as JSON fragments)
+    messages: list[dict[str, Any]]  # flat rows, parents first, keys in sorted order
+    table: list[tuple[Any, ...]]  # the same rows as tuples of FLAT_COLUMNS
+    sft: list[dict[str, Any]]  # turns as JSON fragments (_turn_json)
     preference: list[dict[str, Any]]
     root: Node
     rows: list[MessageRow]  # the messages kept, in the order of `messages`
@@ -200,33 +209,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def message_fields(
-    row: MessageRow, *, user_id: str | None, extra: dict[str, Any]
-) -> dict[str, Any]:
-    """The node fields of the OpenAssistant format, extras given back under their keys.
-
-    Modelled fields win over an extra of the same name (the importer keeps none such).
-    """
-    return {
-        **extra,
-        "message_id": str(row.id),
-        "parent_id": None if row.parent_id is None else str(row.parent_id),
-        "user_id": user_id,
-        "created_date": row.created_iso or iso(row.created_at),
-        "text": row.text,
-        "role": row.role,
-        "lang": row.lang,
-        "review_count": row.review_count,
-        "review_result": row.review_result,
-        "deleted": row.deleted,
-        "rank": row.rank,
-        "synthetic": row.synthetic,
-        "model_name": row.model_name,
-        "emojis": row.emojis,
-        "labels": row.labels,
-    }
-
-
 def tree_records(
     root: Node,
     *,
@@ -234,20 +216,24 @@ def tree_records(
     state: str,
     split: str,
     anonymise: Callable[[Id | None], Any],
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[MessageRow]]:
-    """The OpenAssistant tree line, the flat rows and the kept messages (parents first), in
-    one walk: each message's fields are made once and shared by the two formats.
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[Any, ...]], list[MessageRow]]:
+    """The OpenAssistant tree line, the flat rows (as dicts, and as tuples of FLAT_COLUMNS)
+    and the kept messages (parents first), in one walk: each message's fields are made once
+    and shared by the formats.
 
     The tree line is `{"message_tree_id", "tree_state", "prompt": {..., "replies": [...]}}`;
     tree-level fields an import kept (on the root's extras under "tree") go back to the tree
     level, where they came from. Flat rows, the same for Parquet and JSONL, have fixed
     columns, with the open-ended ones (emojis, labels, extras) as JSON text so every row
-    has one schema.
+    has one schema; their keys come in sorted order. In the tree line emojis and labels are
+    that same text as `orjson.Fragment`s: they print as the dicts would, without being
+    serialised twice.
     """
     tree_key = str(tree_id)
     root_extra = dict(root.row.extra)
     tree_extra = root_extra.pop("tree", None)
     flat: list[dict[str, Any]] = []
+    table: list[tuple[Any, ...]] = []
     kept: list[MessageRow] = []
 
     # Parents first, each message's replies in order, as walk() gives them. A loop rather
@@ -260,18 +246,69 @@ def tree_records(
     while stack:
         node, extra, siblings = stack.pop()
         row = node.row
-        fields = message_fields(row, user_id=anonymise(row.author_id), extra={})
-        out = {**extra, **fields} if extra else fields.copy()
-        fields["message_tree_id"] = tree_key
-        fields["tree_state"] = state
-        fields["split"] = split
-        fields["emojis"] = _json_text(row.emojis)
-        fields["labels"] = _json_text(row.labels)
-        fields["extra"] = _json_text(extra)
-        flat.append(fields)
+        user_id = anonymise(row.author_id)
+        created = row.created_iso or iso(row.created_at)
+        message_id = str(row.id)
+        parent_id = None if row.parent_id is None else str(row.parent_id)
+        emojis = _json_text(row.emojis)
+        labels = _json_text(row.labels)
+        extra_text = _json_text(extra)
+        # The same values as a tuple in FLAT_COLUMNS' order, for the Parquet columns.
+        table.append(
+            (
+                *(message_id, parent_id, user_id, created, row.text, row.role, row.lang),
+                *(row.review_count, row.review_result, row.deleted, row.rank, row.synthetic),
+                *(row.model_name, emojis, labels, extra_text, tree_key, state, split),
+            )
+        )
+        # Keys in sorted order: the writer prints flat rows as they are (FLAT_KEYS_SORTED).
+        flat.append(
+            {
+                "created_date": created,
+                "deleted": row.deleted,
+                "emojis": emojis,
+                "extra": extra_text,
+                "labels": labels,
+                "lang": row.lang,
+                "message_id": message_id,
+                "message_tree_id": tree_key,
+                "model_name": row.model_name,
+                "parent_id": parent_id,
+                "rank": row.rank,
+                "review_count": row.review_count,
+                "review_result": row.review_result,
+                "role": row.role,
+                "split": split,
+                "synthetic": row.synthetic,
+                "text": row.text,
+                "tree_state": state,
+                "user_id": user_id,
+            }
+        )
         kept.append(row)
         replies: list[dict[str, Any]] = []
-        out["replies"] = replies
+        # Emojis and labels go into the tree line as the JSON text just made for the flat
+        # row (the same sorted, compact text orjson would print for the dicts).
+        out: dict[str, Any] = {
+            "message_id": message_id,
+            "parent_id": parent_id,
+            "user_id": user_id,
+            "created_date": created,
+            "text": row.text,
+            "role": row.role,
+            "lang": row.lang,
+            "review_count": row.review_count,
+            "review_result": row.review_result,
+            "deleted": row.deleted,
+            "rank": row.rank,
+            "synthetic": row.synthetic,
+            "model_name": row.model_name,
+            "emojis": orjson.Fragment(emojis),
+            "labels": orjson.Fragment(labels),
+            "replies": replies,
+        }
+        if extra:  # modelled fields win over an extra of the same name
+            out = {**extra, **out}
         if siblings is None:
             prompt = out
         else:
@@ -280,7 +317,7 @@ def tree_records(
 
     tree_fields = tree_extra if isinstance(tree_extra, dict) else {}
     record = {**tree_fields, "message_tree_id": tree_key, "tree_state": state, "prompt": prompt}
-    return record, flat, kept
+    return record, flat, table, kept
 
 
 def oasst_tree(
@@ -306,8 +343,21 @@ def _json_text(value: Any) -> str:
 # --- training views --------------------------------------------------------------------
 
 
+Turn = Callable[[Node], Any]
+
+
 def _turn(node: Node) -> dict[str, str]:
     return {"role": SFT_ROLES[node.row.role], "content": node.row.text}
+
+
+def _turn_json(node: Node) -> orjson.Fragment:
+    """The node's turn as JSON text, made once per node however many conversations and
+    pairs repeat it (a prompt is in every pair of its replies)."""
+    if node.turn is None:
+        node.turn = orjson.Fragment(
+            orjson.dumps({"content": node.row.text, "role": SFT_ROLES[node.row.role]})
+        )
+    return node.turn
 
 
 def _preferred(node: Node) -> tuple[Any, ...]:
@@ -324,7 +374,7 @@ def _ending_in_assistant(path: Sequence[Node]) -> list[Node]:
     return []
 
 
-def sft_conversations(root: Node, *, policy: str) -> list[dict[str, Any]]:
+def sft_conversations(root: Node, *, policy: str, turn: Turn = _turn) -> list[dict[str, Any]]:
     """Conversations `{"messages": [{"role", "content"}, ...]}` that end with the assistant.
 
     - "best": one per tree, following at every choice the preferred reply (`_preferred`):
@@ -345,7 +395,7 @@ def sft_conversations(root: Node, *, policy: str) -> list[dict[str, Any]]:
             for node, ancestors in walk(root)
             if node.row.role == "assistant" and not _has_assistant_below(node)
         ]
-    return [{"messages": [_turn(n) for n in path]} for path in paths if path]
+    return [{"messages": [turn(n) for n in path]} for path in paths if path]
 
 
 def _has_assistant_below(node: Node) -> bool:
@@ -369,7 +419,9 @@ def pair_margin(better: MessageRow, worse: MessageRow) -> float | None:
     return float(worse.rank - better.rank)
 
 
-def preference_pairs(root: Node, *, min_agreement: float | None) -> list[dict[str, Any]]:
+def preference_pairs(
+    root: Node, *, min_agreement: float | None, turn: Turn = _turn
+) -> list[dict[str, Any]]:
     """TRL's conversational preference rows from every ranked pair of assistant siblings:
     {"prompt": [turns up to the parent], "chosen": [reply], "rejected": [reply], "margin"}.
 
@@ -387,7 +439,7 @@ def preference_pairs(root: Node, *, min_agreement: float | None) -> list[dict[st
         )
         if len(ranked) < 2:
             continue
-        prompt = [_turn(n) for n in (*ancestors, parent)]
+        prompt = [turn(n) for n in (*ancestors, parent)]
         for index, better in enumerate(ranked):
             for worse in ranked[index + 1 :]:
                 margin = pair_margin(better.row, worse.row)
@@ -395,8 +447,8 @@ def preference_pairs(root: Node, *, min_agreement: float | None) -> list[dict[st
                     pairs.append(
                         {
                             "prompt": prompt,
-                            "chosen": [_turn(better)],
-                            "rejected": [_turn(worse)],
+                            "chosen": [turn(better)],
+                            "rejected": [turn(worse)],
                             "margin": margin,
                         }
                     )
@@ -420,15 +472,16 @@ def format_tree(
     if root is None:
         return None, excluded
     split = assign_split(tree_id, seed=seed, validation=options.validation, test=options.test)
-    record, messages, kept = tree_records(
+    record, messages, table, kept = tree_records(
         root, tree_id=tree_id, state=state, split=split, anonymise=anonymise
     )
     formatted = FormattedTree(
         split=split,
         record=record,
         messages=messages,
-        sft=sft_conversations(root, policy=options.branch_policy),
-        preference=preference_pairs(root, min_agreement=options.min_agreement),
+        table=table,
+        sft=sft_conversations(root, policy=options.branch_policy, turn=_turn_json),
+        preference=preference_pairs(root, min_agreement=options.min_agreement, turn=_turn_json),
         root=root,
         rows=kept,
     )
