@@ -533,11 +533,11 @@ def test_with_redis_stopped_tasks_keep_flowing_and_everything_recovers_when_it_r
     )
     listener = LiveListener(private_redis.url)
     try:
-        # Redis up: the throttles count in Redis, live updates arrive, jobs are queued.
+        # Redis up: the rate limits count in Redis, live updates arrive, jobs are queued.
         listener.subscribe()
         assert task_loop(http, 0) == [201, 201]
         assert listener.received(timeout=10) == {"type": "counts.changed"}
-        assert direct.keys("*throttle_user*")
+        assert direct.keys("*ratelimit:*")
 
         # Redis dies: handing out and submitting go on, without errors or stalls.
         private_redis.stop()
@@ -556,7 +556,7 @@ def test_with_redis_stopped_tasks_keep_flowing_and_everything_recovers_when_it_r
             nonlocal n
             assert task_loop(http, n) == [201, 201], web.output()
             n += 1
-            return bool(direct.keys("*throttle_user*")) and listener.received(timeout=1) is not None
+            return bool(direct.keys("*ratelimit:*")) and listener.received(timeout=1) is not None
 
         wait_until(recovered, timeout=20, what="the web process to use Redis again")
         log = web.output()
