@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache.backends.locmem import LocMemCache
@@ -104,17 +105,47 @@ class FallbackRedisCache(RedisCache):
         """False during an outage, until a call gets through to Redis again."""
         return not self.outage.is_down
 
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def _either(self, on_redis: Callable[[], Any], on_local: Callable[[], Any]) -> Any:
+        """`on_redis()`, or `on_local()` while Redis is down (or when this call finds it so)."""
         if time.monotonic() >= self.outage.down_until:
             try:
-                result = getattr(super(), name)(*args, **kwargs)
+                result = on_redis()
             except REDIS_DOWN as exc:
                 self.outage.went_down(exc, retry_seconds=self.retry_seconds)
             else:
                 if self.outage.is_down:
                     self.outage.came_back(self.local)
                 return result
-        return getattr(self.local, name)(*args, **kwargs)
+        return on_local()
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._either(
+            lambda: getattr(super(FallbackRedisCache, self), name)(*args, **kwargs),
+            lambda: getattr(self.local, name)(*args, **kwargs),
+        )
+
+    def count(self, key: str, timeout: int, amount: int = 1) -> int:
+        """Add `amount` to the integer at `key`, made for `timeout` seconds when absent (rate
+        limits). On Redis one round trip and one transaction, SET NX EX then INCRBY, where
+        Django's add + incr take three (SET NX, EXISTS, INCRBY); integers are stored bare,
+        as Django stores them."""
+
+        def on_redis() -> int:
+            full_key = self.make_and_validate_key(key)
+            pipe = self._cache.get_client(full_key, write=True).pipeline()
+            pipe.set(full_key, 0, ex=timeout, nx=True)
+            pipe.incrby(full_key, amount)
+            return int(pipe.execute()[1])
+
+        def on_local() -> int:
+            self.local.add(key, 0, timeout)
+            try:
+                return self.local.incr(key, amount)
+            except ValueError:  # expired between add and incr: start it again
+                self.local.add(key, 0, timeout)
+                return self.local.incr(key, amount)
+
+        return int(self._either(on_redis, on_local))
 
     # Every call of Django's cache API that RedisCache implements; the rest of BaseCache
     # (get_or_set, decr, incr_version, the async methods) is built on these.

@@ -35,6 +35,8 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+from backend.core.cache import FallbackRedisCache
+
 log = logging.getLogger(__name__)
 
 KINDS = ("user", "ip", "anon", "account")
@@ -177,6 +179,8 @@ def reset_fallback() -> None:
 def _shared_incr(key: str, timeout: int, amount: int) -> int:
     """Add `amount` to the counter at `key` (created for `timeout` seconds) in the cache."""
     backend = caches["default"]
+    if isinstance(backend, FallbackRedisCache):  # Redis, or this process's memory meanwhile
+        return backend.count(key, timeout, amount)
     if isinstance(backend, RedisCache):
         # One round trip, one transaction: SET NX EX then INCRBY (Django's add + incr would
         # be three: SET NX, EXISTS, INCRBY). Integers are stored bare, as Django does.
