@@ -87,8 +87,9 @@ def test_the_command_says_all_hold_on_consistent_data(built_database) -> None:  
 
 def test_the_command_prints_what_is_broken_and_fails(built_database) -> None:  # type: ignore[no-untyped-def]
     _plant(
-        "UPDATE community_pointtotal SET points = points + 1 WHERE id = (SELECT min(id) FROM community_pointtotal)"
-    )  # noqa: E501
+        "UPDATE community_pointtotal SET points = points + 1"
+        " WHERE id = (SELECT min(id) FROM community_pointtotal)"
+    )
     out = StringIO()
     with pytest.raises(CommandError, match="1 invariant"):
         call_command("check_invariants", stdout=out)
