@@ -151,16 +151,18 @@ class Processes:
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
-    def stop(self) -> None:
-        """SIGTERM to each process group (a warm shutdown for Celery), SIGKILL after 20 s."""
-        for process in self.started.values():
+    def stop(self, *names: str) -> None:
+        """SIGTERM to each process group (a warm shutdown for Celery), SIGKILL after 20 s;
+        those named, or all."""
+        chosen = [p for name, p in self.started.items() if name in names or not names]
+        for process in chosen:
             if process.poll() is None:
                 _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        for process in self.started.values():
+        for process in chosen:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for process in self.started.values():
+        for process in chosen:
             _signal_group(process.pid, signal.SIGKILL)  # children left behind by a parent
             if process.poll() is None:
                 process.wait()
@@ -216,6 +218,10 @@ def start_servers(
                 "--no-access-log",
                 "--log-level",
                 "warning",
+                # Longer than the clients keep an idle connection, so a client never sends
+                # on a connection the server is closing (as behind a load balancer).
+                "--timeout-keep-alive",
+                "30",
             ],
             env,
         )
@@ -438,7 +444,7 @@ async def run_load(
 ) -> Stats:
     stats = Stats(began=time.perf_counter())
     until = stats.began + seconds
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=15)
     timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         volunteers = [
@@ -463,8 +469,9 @@ async def run_load(
 # --- Checks afterwards ---------------------------------------------------------------------
 
 
-def wait_for_queue(redis_url: str, timeout: float = 120) -> int:
-    """Until the Celery queue is empty (the worker did every job the load queued)."""
+def wait_for_queue(redis_url: str, timeout: float = 300) -> int:
+    """Until the Celery queue is empty (the worker did every job the load queued; beat is
+    stopped first, so nothing new comes in)."""
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
     while (left := int(client.llen("celery"))) and time.monotonic() < deadline:
@@ -666,11 +673,14 @@ def soak(args: argparse.Namespace, url: str, keys: list[str], failed: list[str])
 
         stats = asyncio.run(run_load(ports, keys, seconds, on_warm, warmup))
         end_memory = memory(processes)
+        processes.stop("beat")
+        began_waiting = time.perf_counter()
         left = wait_for_queue(args.redis_url)
+        print(f"Job queue drained in {time.perf_counter() - began_waiting:.0f} s.", flush=True)
         failed += [
             f"{name} exited early with {process.returncode}"
             for name, process in processes.started.items()
-            if process.poll() is not None
+            if process.poll() is not None and name != "beat"
         ]
         found = tracebacks(processes)
     finally:
