@@ -226,6 +226,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("CHORUS_CANDIDATE_SECONDS", default=300.0),
     },
 }
+# Periodic jobs: one not started by the time the next is due is dropped (each run sweeps
+# everything), so a worker slower than the schedule never piles up copies of the same job
+# ahead of the jobs volunteers' work queues (seen in bench/soak.py on a busy machine).
+for _periodic in CELERY_BEAT_SCHEDULE.values():
+    _periodic["options"] = {"expires": _periodic["schedule"]}
 
 # The conversation-tree rules (DESIGN.md §3); each tree copies them when it is created and
 # a moderator may change them per tree.

@@ -16,8 +16,8 @@ from backend.core.http import AuthenticatedRequest, api_client
 from backend.core.pagination import Pagination
 from backend.moderation import figures, selectors, services
 from backend.moderation.models import VOLUNTEER_REASONS, Action
+from backend.tasks.selectors import access_reportable_message
 from backend.trees.rules import State
-from backend.trees.selectors import access_message
 
 
 class ReportView(APIView):
@@ -26,6 +26,11 @@ class ReportView(APIView):
     class Input(serializers.Serializer):
         reason = serializers.ChoiceField(choices=[(r.value, r.label) for r in VOLUNTEER_REASONS])
         text = StrictCharField(max_length=2000, required=False, allow_blank=True)
+        task_id = serializers.UUIDField(
+            required=False,
+            help_text="Your task that shows the message, when it is not public yet "
+            "(a reply waiting for your review).",
+        )
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
@@ -43,7 +48,11 @@ class ReportView(APIView):
     def post(self, request: AuthenticatedRequest, message_id: UUID) -> Response:
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
-        message = access_message(user=request.user, message_id=message_id)
+        message = access_reportable_message(
+            user=request.user,
+            message_id=message_id,
+            task_id=serializer.validated_data.get("task_id"),
+        )
         report = services.report_message(
             message=message,
             reporter=request.user,

@@ -16,7 +16,7 @@ from backend.tasks import slots
 from backend.tasks.models import Task, TaskType
 from backend.trees.models import Message, MessageTree
 from backend.trees.rules import State
-from backend.trees.selectors import conversation_with
+from backend.trees.selectors import access_message, conversation_with
 
 
 def availability(*, user: User, lang: str) -> dict[str, dict[str, int]]:
@@ -111,6 +111,25 @@ def access_task(*, user: User, task_id: UUID) -> Task:
     if task.user_id != user.pk:
         raise NotYourTask("This task was handed to someone else.")
     return task
+
+
+def access_reportable_message(*, user: User, message_id: UUID, task_id: UUID | None) -> Message:
+    """A message the user may see, or one their own task shows them (a reply waiting for
+    their review is not public yet, but they must be able to report it); else NotFound."""
+    try:
+        return access_message(user=user, message_id=message_id)
+    except NotFound:
+        if task_id is None:
+            raise
+    try:
+        task = access_task(user=user, task_id=task_id)
+    except NotYourTask:
+        raise NotFound("No such message.") from None
+    context = task_context(task)
+    for message in [*context.conversation, *context.replies]:
+        if message.id == message_id:
+            return message
+    raise NotFound("No such message.")
 
 
 def task_context(task: Task) -> TaskContext:

@@ -121,7 +121,7 @@ CHECKS: dict[str, str] = {
 }
 
 
-def _state_history_violations() -> list[str]:
+def state_history_violations() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -153,7 +153,7 @@ def _state_history_violations() -> list[str]:
     return problems
 
 
-def _growing_limit_violations() -> list[str]:
+def growing_limit_violations() -> list[str]:
     from django.conf import settings
 
     limit = settings.CHORUS_TREE["max_active_trees"]
@@ -176,8 +176,8 @@ def check_invariants() -> dict[str, list[str]]:
             if rows:
                 report[name] = [str(row) for row in rows]
     for name, problems in (
-        ("tree state histories are legal", _state_history_violations()),
-        ("growing trees within the per-language limit", _growing_limit_violations()),
+        ("tree state histories are legal", state_history_violations()),
+        ("growing trees within the per-language limit", growing_limit_violations()),
     ):
         if problems:
             report[name] = problems[:10]

@@ -16,9 +16,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from backend.accounts.models import User
-from backend.core.errors import ChorusError, Conflict, NotFound, NotYourTask
+from backend.core.errors import ChorusError, Conflict, NotFound
 from backend.moderation.services import report_message
-from backend.tasks.selectors import access_task, task_context
+from backend.tasks.selectors import access_reportable_message
 from backend.trees import services as trees
 from backend.trees.models import Emoji, Message, Reaction
 from backend.trees.rules import State
@@ -121,22 +121,14 @@ def react(request: HttpRequest, message_id: UUID) -> HttpResponse:
 
 
 def _reportable(request: HttpRequest, message_id: UUID) -> Message:
-    """A message the user may see, or one shown to them by their own task (a reply waiting
-    for their review is not public yet, but they must be able to report it)."""
-    user = cast(User, request.user)
+    """A message the user may see, or one shown to them by the task named in ?task=."""
     try:
-        return access_message(user=user, message_id=message_id)
-    except NotFound:
-        pass
-    try:
-        task = access_task(user=user, task_id=UUID(request.GET.get("task", "")))
-    except (ValueError, NotFound, NotYourTask):
+        task_id = UUID(request.GET["task"]) if request.GET.get("task") else None
+        return access_reportable_message(
+            user=cast(User, request.user), message_id=message_id, task_id=task_id
+        )
+    except (ValueError, NotFound):
         raise Http404 from None
-    context = task_context(task)
-    for message in [*context.conversation, *context.replies]:
-        if message.id == message_id:
-            return message
-    raise Http404
 
 
 @volunteer_page(tutorial=False)

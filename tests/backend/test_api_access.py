@@ -535,3 +535,34 @@ def test_a_volunteer_cannot_report_a_message_they_cannot_see(bob, mixed_tree):
     response = bob.post(f"/api/v1/messages/{mixed_tree['deleted'].id}/reports/", {"reason": "spam"})
     assert_error(response, 404, "not_found")
     assert not Report.objects.exists()
+
+
+def test_a_reviewer_reports_the_message_their_task_shows_by_naming_the_task(bob, carol):
+    """A prompt waiting for review is not public, but the API client reviewing it must be
+    able to report it, as the task page can (found by bench/soak.py)."""
+    prompt = trees.create_tree(author=carol.user, text="Some dubious prompt text", lang="en")
+    task = bob.request_task("label_initial_prompt").json()
+    assert task["message_id"] == str(prompt.id)
+    path = f"/api/v1/messages/{prompt.id}/reports/"
+    assert_error(bob.post(path, {"reason": "offensive"}), 404, "not_found")
+    others = create_user(username="dora", languages=["en"], accepted_terms_version=1)
+    not_theirs = Task.objects.create(
+        type="label_initial_prompt",
+        lang="en",
+        user=others,
+        tree_id=prompt.tree_id,
+        slot=prompt,
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    named = {"reason": "offensive", "task_id": str(not_theirs.id)}
+    assert_error(bob.post(path, named), 404, "not_found")
+    assert not Report.objects.exists()
+
+    response = bob.post(path, {"reason": "offensive", "task_id": task["id"]})
+    assert response.status_code == 201, response.json()
+    report = Report.objects.get()
+    assert (report.message_id, report.reporter) == (prompt.id, bob.user)
+    # A task that shows another message does not open this one.
+    other = trees.create_tree(author=carol.user, text="An unrelated second prompt", lang="en")
+    response = bob.post(f"/api/v1/messages/{other.id}/reports/", named | {"task_id": task["id"]})
+    assert_error(response, 404, "not_found")
