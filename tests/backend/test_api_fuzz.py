@@ -119,6 +119,8 @@ class FuzzWorld(World):
         _, self.moderator_key = create_api_client(owner=self.users[MODERATOR], name="fuzz")
         # A chat of the moderator's, so moderator calls on chats reach real objects too.
         self.moderator_chat, _, self.moderator_reply = chat_with_reply(self.users[MODERATOR])
+        # A second key of the volunteer's, for the key-management paths to name.
+        self.spare_client, _ = create_api_client(owner=self.users[VOLUNTEER], name="spare")
 
     def headers(self, path: str) -> dict[str, str]:
         key = self.moderator_key if is_for_moderators(path) else self.volunteer_key
@@ -143,6 +145,7 @@ class FuzzWorld(World):
             "user_id": [self.target_user.pk, self.banned_user.pk, self.users[VOLUNTEER].pk],
             "report_id": [self.chat_report.pk],
             "export_id": [self.export.pk],
+            "key_id": [self.spare_client.pk],
             "emoji": ["+1", "-1", "heart"],
         }
         combos: list[dict[str, str]] = [{}]

@@ -4,6 +4,7 @@ phone, and an export's progress bar following the run without a reload."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from backend.accounts.models import Role, User
 from backend.exports.models import DatasetExport, ExportStatus
@@ -66,10 +67,11 @@ def test_a_running_exports_progress_bar_moves_and_the_page_shows_the_version_whe
     camera.shoot(page, "running")
 
     DatasetExport.objects.filter(pk=export.pk).update(progress=0.6)
-    page.wait_for_function(
-        f"document.querySelector(\"tr[data-export='{export.pk}'] progress\").value > 0.5"
-    )
-    assert page.locator(f"tr[data-export='{export.pk}'] [data-percent]").inner_text() == "60 %"
+    # Polled by Playwright's expect (a string predicate would need eval, which the page's
+    # Content-Security-Policy forbids).
+    expect(page.locator(f"tr[data-export='{export.pk}'] [data-percent]")).to_have_text("60 %")
+    progress = page.locator(f"tr[data-export='{export.pk}'] progress")
+    assert progress.evaluate("bar => bar.value") > 0.5
 
     folder = tmp_path / "v1"
     folder.mkdir()
