@@ -78,3 +78,16 @@ class ApiClient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key_prefix})"
+
+
+def api_client_field() -> models.ForeignKey:
+    """The API client (key) a row came through, if any; the row's user is the acting user.
+    Not indexed: looked up rarely (an audit of one key), not worth a write per insert."""
+    return models.ForeignKey(
+        ApiClient,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from backend.accounts.models import api_client_field
+
 
 class ReportReason(models.TextChoices):
     SPAM = "spam", "Spam"
@@ -40,14 +42,7 @@ class Report(models.Model):
         related_name="reports",
     )
     # The API client (key) it came through, if any; the acting user is `reporter`.
-    api_client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
-    )
+    api_client = api_client_field()
     reason = models.CharField(max_length=32, choices=ReportReason.choices)
     text = models.CharField(max_length=2000, blank=True)
     # Auto-moderation's findings, e.g. {"pii": ["email", "phone"]} (kinds, never values) or

@@ -7,6 +7,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
+from backend.accounts.models import api_client_field
+
 
 class TaskType(models.TextChoices):
     INITIAL_PROMPT = "initial_prompt", "Write a first prompt"
@@ -74,14 +76,7 @@ class Task(models.Model):
     submission_key = models.CharField(max_length=100, null=True, blank=True)
     result_id = models.UUIDField(null=True, blank=True)
     # The API client (key) that submitted it, if any; `user` is the acting user.
-    api_client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
-    )
+    api_client = api_client_field()
 
     class Meta:
         indexes = [

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from backend.accounts.models import api_client_field
 from backend.trees.rules import State
 
 
@@ -71,14 +72,7 @@ class Message(models.Model):
         related_name="messages",
     )
     # The API client (key) it came through, if any; the acting user is `author`.
-    api_client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
-    )
+    api_client = api_client_field()
     depth = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField()
 
@@ -190,14 +184,7 @@ class Review(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews"
     )
     # The API client (key) it came through, if any; the acting user is `user`.
-    api_client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
-    )
+    api_client = api_client_field()
     task_id = models.UUIDField(null=True, blank=True)
     values = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -227,14 +214,7 @@ class Ranking(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rankings"
     )
     # The API client (key) it came through, if any; the acting user is `user`.
-    api_client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
-    )
+    api_client = api_client_field()
     task_id = models.UUIDField(null=True, blank=True)
     ordered_ids = ArrayField(models.UUIDField())
     # The volunteer judged every reply unacceptable: no order is implied.
@@ -279,14 +259,7 @@ class Reaction(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions"
     )
     # The API client (key) it came through, if any; the acting user is `user`.
-    api_client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,  # looked up rarely (an audit of a key); not worth a write per insert
-    )
+    api_client = api_client_field()
     emoji = models.CharField(max_length=16, choices=Emoji.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
