@@ -7,6 +7,8 @@ pass while silently leaving out the tests that need Redis, a browser or the samp
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -87,3 +89,20 @@ def run_async(function, *args):  # type: ignore[no-untyped-def]
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(async_to_sync(function), *args).result()
+
+
+def import_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    """Import backend.settings in a fresh Python with these environment variables added (a
+    database URL that is never dialled stands in when none is set): how a bad setting stops
+    a process before it serves anything."""
+    full_env = {**os.environ, **env}
+    full_env.setdefault("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+    return subprocess.run(
+        [sys.executable, "-c", "import backend.settings"],
+        cwd=PROJECT_ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

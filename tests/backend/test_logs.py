@@ -20,7 +20,7 @@ import pytest
 from django.test import Client
 
 from backend.core.logs import ContextFilter, JsonFormatter
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, import_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -126,17 +126,7 @@ def test_a_job_s_lines_carry_its_name_and_id() -> None:
 
 
 def test_an_unknown_log_format_stops_the_settings() -> None:
-    env = {**os.environ, "LOG_FORMAT": "xml"}
-    env.setdefault("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
-    done = subprocess.run(
-        [sys.executable, "-c", "import backend.settings"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = import_settings(LOG_FORMAT="xml")
     assert done.returncode != 0
     assert "LOG_FORMAT must be json or text, not 'xml'" in done.stderr
 
