@@ -81,6 +81,9 @@ TASK_TYPES = (
     "rank_assistant_replies",
 )
 WRITE_TYPES = ("initial_prompt", "assistant_reply", "prompter_reply")
+# Volunteer n works in LANGUAGES[n % 4] (Chorus's default languages), so four sets of trees
+# grow side by side, each under its own per-language limits, as on a real community site.
+LANGUAGES = ("en", "de", "es", "fr")
 # Refusals a correct client meets in normal work: nothing to do now, a tree a moderator (or
 # auto-moderation) halted under it, a message it reported already.
 EXPECTED = {
@@ -121,9 +124,11 @@ django.setup()
 from django.db import transaction
 from backend.accounts.services import create_api_client, create_user
 keys = []
+languages = json.loads(sys.argv[2])
 with transaction.atomic():
     for n in range(int(sys.argv[1])):
-        user = create_user(username=f"soak{n:04d}", languages=["en"], accepted_terms_version=1)
+        lang = languages[n % len(languages)]
+        user = create_user(username=f"soak{n:04d}", languages=[lang], accepted_terms_version=1)
         keys.append(create_api_client(owner=user, name="soak")[1])
 print("KEYS " + json.dumps(keys))
 """
@@ -306,6 +311,7 @@ class Volunteer:
         self.stats = stats
         self.headers = {"Authorization": f"Bearer {key}"}
         self.rng = random.Random(who * 7919 + 1)
+        self.lang = LANGUAGES[who % len(LANGUAGES)]
 
     async def call(
         self, action: str, method: str, path: str, body: dict | None = None
@@ -339,7 +345,7 @@ class Volunteer:
         while time.perf_counter() < until:
             kind = self.rng.choice(TASK_TYPES) if self.rng.random() < TYPED_SHARE else "random"
             got = await self.call(
-                "request_task", "POST", "/api/v1/tasks/", {"type": kind, "lang": "en"}
+                "request_task", "POST", "/api/v1/tasks/", {"type": kind, "lang": self.lang}
             )
             if got is None or got[0] != 201:
                 await asyncio.sleep(self.rng.uniform(0.5, 1.5))
@@ -560,7 +566,7 @@ def prepare_database(server: str, volunteers: int) -> tuple[str, list[str]]:
     migrate = [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True)  # noqa: S603
     done = subprocess.run(  # noqa: S603
-        [PYTHON, "-c", CREATE_USERS_SCRIPT, str(volunteers)],
+        [PYTHON, "-c", CREATE_USERS_SCRIPT, str(volunteers), json.dumps(LANGUAGES)],
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     line = next(x for x in done.stdout.splitlines() if x.startswith("KEYS "))
