@@ -89,6 +89,9 @@ LANGUAGES = ("en", "de", "es", "fr")
 EXPECTED = {
     ("request_task", 404, "no_task_available"),
     ("submit", 409, "tree_halted"),
+    # Moderation (auto-moderation after reports, here) removed the message the task works
+    # on, or moved its tree on, while the volunteer held the task.
+    ("submit", 409, "tree_moved_on"),
     # A first prompt too close to a live one: the volunteer writes another.
     ("submit", 409, "duplicate_prompt"),
     ("skip", 409, "tree_halted"),
@@ -279,6 +282,16 @@ def memory(processes: Processes) -> dict[str, tuple[int, int | None]]:
     return out
 
 
+def memory_line(processes: Processes) -> str:
+    """Each process's resident memory now, for the progress lines: a leak shows as a climb
+    that goes on, a cache or a growing data set as one that levels off."""
+    return "RSS MiB " + " ".join(
+        f"{name.replace('worker child ', 'child')}={kib / 1024:.0f}"
+        for name, (_, kib) in memory(processes).items()
+        if kib is not None
+    )
+
+
 # --- The load ------------------------------------------------------------------------------
 
 
@@ -446,7 +459,12 @@ def report_line(stats: Stats, last: dict[str, float], now: float) -> str:
 
 
 async def run_load(
-    ports: list[int], keys: list[str], seconds: float, on_warm: Any, warmup: float
+    ports: list[int],
+    keys: list[str],
+    seconds: float,
+    on_warm: Any,
+    warmup: float,
+    memory_now: Any = lambda: "",
 ) -> Stats:
     stats = Stats(began=time.perf_counter())
     until = stats.began + seconds
@@ -467,7 +485,7 @@ async def run_load(
                 warmed = True
                 on_warm()
             if now - last["t"] >= REPORT_EVERY and not work.done():
-                print(report_line(stats, last, now), flush=True)
+                print(f"{report_line(stats, last, now)}  {memory_now()}", flush=True)
         await work
     return stats
 
@@ -677,7 +695,9 @@ def soak(args: argparse.Namespace, url: str, keys: list[str], failed: list[str])
         def on_warm() -> None:
             start_memory.update(memory(processes))
 
-        stats = asyncio.run(run_load(ports, keys, seconds, on_warm, warmup))
+        stats = asyncio.run(
+            run_load(ports, keys, seconds, on_warm, warmup, lambda: memory_line(processes))
+        )
         end_memory = memory(processes)
         processes.stop("beat")
         began_waiting = time.perf_counter()

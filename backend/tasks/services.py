@@ -422,7 +422,9 @@ def _check_slot(task: Task) -> None:
         "reply": (State.GROWING,),
         "rank": (State.RANKING,),
     }[_family(task.type)]
-    if tree.state not in expected or slot.deleted:
+    if slot.deleted:
+        raise TreeMovedOn("The message this task works on was removed; ask for a new task.")
+    if tree.state not in expected:
         raise TreeMovedOn(f"The tree moved on (it is {tree.state}); ask for a new task.")
 
 
