@@ -33,7 +33,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
 
 from backend.core.cache import FallbackRedisCache
 
@@ -181,14 +180,6 @@ def _shared_incr(key: str, timeout: int, amount: int) -> int:
     backend = caches["default"]
     if isinstance(backend, FallbackRedisCache):  # Redis, or this process's memory meanwhile
         return backend.count(key, timeout, amount)
-    if isinstance(backend, RedisCache):
-        # One round trip, one transaction: SET NX EX then INCRBY (Django's add + incr would
-        # be three: SET NX, EXISTS, INCRBY). Integers are stored bare, as Django does.
-        full_key = backend.make_and_validate_key(key)
-        pipe = backend._cache.get_client(full_key, write=True).pipeline()
-        pipe.set(full_key, 0, ex=timeout, nx=True)
-        pipe.incrby(full_key, amount)
-        return int(pipe.execute()[1])
     cache.add(key, 0, timeout)
     try:
         return cache.incr(key, amount)
