@@ -3,7 +3,6 @@ importer, reproducibility, every filter, failure, `datasets` loading and the com
 
 from __future__ import annotations
 
-import gc
 import gzip
 import json
 import threading
@@ -20,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.core.errors import Conflict, InvalidInput
-from backend.exports import services
+from backend.exports import selectors, services
 from backend.exports.models import DatasetExport, ExportStatus
 from backend.exports.writer import DatasetWriter
 from backend.trees.importing import import_oasst
@@ -497,16 +496,17 @@ def test_an_export_failing_midway_leaves_no_version_folder_and_is_marked_failed(
 ):
     for _ in range(3):
         conversation()
-    original = DatasetWriter.write
+    original = DatasetWriter.write_batch
     calls = []
 
-    def write_then_fail(self: DatasetWriter, tree: Any) -> None:
-        calls.append(tree)
+    def write_then_fail(self: DatasetWriter, batch: Any) -> None:
+        calls.append(batch)
         if len(calls) == 2:
             raise OSError("disk full")
-        original(self, tree)
+        original(self, batch)
 
-    monkeypatch.setattr(DatasetWriter, "write", write_then_fail)
+    monkeypatch.setattr(selectors, "FRAME_ROWS", 1)  # a batch per tree
+    monkeypatch.setattr(DatasetWriter, "write_batch", write_then_fail)
     planned = services.create_export(user=None, filters={}, seed=1)
 
     with pytest.raises(OSError, match="disk full"):
@@ -516,7 +516,7 @@ def test_an_export_failing_midway_leaves_no_version_folder_and_is_marked_failed(
     assert (planned.status, planned.version) == (ExportStatus.FAILED, None)
     assert "disk full" in planned.error
     assert list(export_dir.iterdir()) == []
-    monkeypatch.setattr(DatasetWriter, "write", original)
+    monkeypatch.setattr(DatasetWriter, "write_batch", original)
     assert export().version == 1
 
 
@@ -526,20 +526,20 @@ def test_an_export_failing_midway_in_autocommit_mode_stops_its_stream(export_dir
     # on a thread: a failure must stop both, and the next export must run as ever.
     for _ in range(3):
         conversation()
-    original = DatasetWriter.write
+    original = DatasetWriter.write_batch
 
-    def fail(self: DatasetWriter, tree: Any) -> None:
+    def fail(self: DatasetWriter, batch: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(DatasetWriter, "write", fail)
+    monkeypatch.setattr(selectors, "FRAME_BYTES", 1)  # a batch per tree
+    monkeypatch.setattr(DatasetWriter, "write_batch", fail)
     planned = services.create_export(user=None, filters={}, seed=1)
 
     with pytest.raises(OSError, match="disk full"):
         services.run_export(export_id=planned.id)
 
     assert not [t for t in threading.enumerate() if t.name == "export stream"]
-    assert gc.isenabled()
-    monkeypatch.setattr(DatasetWriter, "write", original)
+    monkeypatch.setattr(DatasetWriter, "write_batch", original)
     assert export({"validation": 0}).stats["messages"] == 15
 
 
