@@ -61,7 +61,6 @@ INPUT_TYPES: dict[str, pa.DataType] = {
     "extra": pa.string(),  # JSON: the flat rows' extras (a prompt's without "tree")
     "node_extra": pa.string(),  # JSON: the extras the tree line adds (no modelled field)
     "tree_extra": pa.string(),  # JSON: a prompt's "tree" extras, for the tree line
-    "other_labels": pa.bool_(),  # labels named outside the catalogue (imports)
     "consent_withdrawn": pa.bool_(),
     "taken_down": pa.bool_(),
     **{f"label_{name}": pa.float64() for name in LABEL_NAMES},
@@ -136,6 +135,14 @@ def shape(
     roots_out = excluded.filter(pl.col("depth") == 0).height
 
     kept = _with_splits_and_authors(kept, options=options, seed=seed, anonymise=anonymise)
+    # Labels named outside the catalogue (imports) have no column of their own; their
+    # figures come from the JSON. Each label prints as `"name": {`: more of those than
+    # catalogue labels means another name (a name that itself holds the pattern only
+    # sends its message down the slower path).
+    present = pl.sum_horizontal(pl.col(f"label_{n}").is_not_null() for n in LABEL_NAMES)
+    kept = kept.with_columns(
+        other_labels=pl.col("labels").str.count_matches('": {', literal=True) > present
+    )
     kept = kept.sort("tree_id", "key")
     kept = _with_turns(kept)
     batch = Batch(

@@ -38,8 +38,7 @@ CHUNK_SIZE = 2000
 # The messages of the candidate trees as plain columns, in frames.INPUT_TYPES' order,
 # trees in id order: what frames.shape works on. Dates come printed as the export prints
 # them (formats.iso) and as microseconds; each catalogue label's value has a column (for
-# the label filters and statistics) and `other_labels` says a message has labels named
-# outside the catalogue (imports), whose figures come from its JSON.
+# the label filters and statistics). Most messages have no extras: their JSON is left alone.
 _FRAME_SQL = """
 SELECT m.tree_id::text, t.state, m.id::text, m.parent_id::text, m.role, m.text, m.lang,
     m.author_id::text,
@@ -50,11 +49,12 @@ SELECT m.tree_id::text, t.state, m.id::text, m.parent_id::text, m.role, m.text, 
     (extract(epoch FROM m.created_at) * 1000000)::bigint,
     m.depth, m.review_count, m.review_result, m.label_summary::text, m.rank,
     m.consensus_strength, m.replies_agreement, m.synthetic, m.model_name, m.deleted,
-    m.emojis::text, x.extra::text, (x.extra - %(modelled)s::text[])::text,
+    m.emojis::text,
+    CASE WHEN m.source_extra = '{{}}'::jsonb THEN '{{}}' ELSE x.extra::text END,
+    CASE WHEN m.source_extra <> '{{}}'::jsonb THEN (x.extra - %(modelled)s::text[])::text END,
     CASE WHEN m.parent_id IS NULL AND jsonb_typeof(m.source_extra -> 'tree') = 'object'
         THEN ((m.source_extra -> 'tree') - ARRAY['message_tree_id', 'tree_state', 'prompt'])::text
     END,
-    m.label_summary - %(catalogue)s::text[] <> '{{}}'::jsonb,
     coalesce(m.author_id IN (
         SELECT id FROM accounts_user WHERE data_consent_withdrawn_at IS NOT NULL
     ), false),
@@ -130,7 +130,6 @@ def _frame_query(options: ExportOptions) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {
         "states": list(options.states),
         "modelled": _MODELLED,
-        "catalogue": list(frames.LABEL_NAMES),
     }
     langs = ""
     if options.langs:

@@ -4,6 +4,7 @@ for random forests of trees under random options, every record of every file agr
 from __future__ import annotations
 
 import gzip
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -122,7 +123,6 @@ def frame_of(trees: list[list[MessageRow]]) -> Any:
                     *(r.consensus_strength, r.replies_agreement, r.synthetic, r.model_name),
                     *(r.deleted, _json(r.emojis), _json(extra), _json(node_extra)),
                     None if not isinstance(tree_extra, dict) else _json(tree_extra),
-                    any(name not in frames.LABEL_NAMES for name in r.labels),
                     *(r.is_consent_withdrawn, r.is_taken_down),
                     *(r.labels.get(n, {}).get("value") for n in frames.LABEL_NAMES),
                 )
@@ -131,7 +131,8 @@ def frame_of(trees: list[list[MessageRow]]) -> Any:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    # Spaced as PostgreSQL prints jsonb.
+    return json.dumps(value)
 
 
 def _lines(lines: frames.Lines) -> list[Any]:
@@ -210,6 +211,7 @@ def test_a_batch_writes_every_file_and_its_figures(tmp_path):
                 replies_agreement=0.9 if minute == 0 else None,
             )
         )
+    rows[3].labels["imported"] = {"value": 0.25, "count": 1}  # not in the catalogue
     options = ExportOptions(validation=0.0)
     batch = frames.shape(frame_of([rows]), options=options, seed=1, anonymise=Anonymiser("x"))
     collector = StatsCollector()
@@ -231,7 +233,10 @@ def test_a_batch_writes_every_file_and_its_figures(tmp_path):
     assert pq.read_table(tmp_path / PARQUET_FILE).num_rows == 4
     figures = collector.to_json()
     assert (figures["trees"], figures["messages"], figures["contributors"]) == (1, 4, 2)
-    assert figures["labels"] == {"quality": {"mean": 0.5, "messages": 4}}
+    assert figures["labels"] == {
+        "imported": {"mean": 0.25, "messages": 1},
+        "quality": {"mean": 0.5, "messages": 4},
+    }
     assert figures["mean_ranking_agreement"] == 0.9
     assert figures["splits"] == {"train": {"messages": 4, "preference": 1, "sft": 1, "trees": 1}}
 
