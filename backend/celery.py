@@ -53,6 +53,18 @@ def configure_logging(loglevel: int | None = None, **kwargs: Any) -> None:
         root.setLevel(loglevel)
 
 
+@signals.worker_process_init.connect
+def _prepare_pool_process(**kwargs: Any) -> None:
+    """What a pool process would otherwise load during some job, done as it starts: its
+    memory is then there from the start (the soak measures growth after a warm-up), and no
+    job waits for it. Jobs that send live updates (auto-moderation hiding a message, the
+    expiry of a lease) need the channel layer: channels_redis, and through it the
+    `cryptography` library, about 7 MB (backend.core.live.load_channel_layer)."""
+    from backend.core import live
+
+    live.load_channel_layer()
+
+
 @signals.task_prerun.connect
 def _job_started(task_id: str, **kwargs: Any) -> None:
     from backend.core import metrics

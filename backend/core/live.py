@@ -74,6 +74,23 @@ def _note_sent(layer: Any) -> None:
         log.warning("live updates flow again")
 
 
+def load_channel_layer() -> None:
+    """Build this process's channel layer now instead of at its first event.
+
+    For processes that send events but never start a WebSocket: Celery's pool processes
+    (backend/celery.py). Building the Redis layer imports channels_redis, which imports
+    `cryptography` for its optional message encryption; that library's Rust extension
+    (OpenSSL linked in) adds about 7 MB of resident memory. Loaded lazily, that step
+    came at a random time in each pool process (the first job of it that sent an event)
+    and made that job slower. Never raises (live updates are optional, and a process that
+    failed to start would be started again and again): a layer that cannot be built is
+    logged here and fails again at the first event."""
+    try:
+        get_channel_layer()
+    except Exception as exc:
+        log.warning("the channel layer cannot be built; live updates will be dropped: %s", exc)
+
+
 def broadcast(group: str, event: dict[str, Any]) -> None:
     """Send `event` to `group` once the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: _send(group, event))

@@ -3,17 +3,23 @@ against the Redis channel layer (and the in-memory one a single process uses).""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from backend.accounts.models import Role
 from backend.accounts.services import create_user
 from backend.asgi import application
+from backend.core import live
 from backend.moderation.services import report_message
 from backend.tasks import services as tasks
 from backend.trees.models import Message
-from tests.conftest import run_async
+from tests.conftest import PROJECT_ROOT, run_async
 from tests.frontend.scenario import QUICK_TREES, build_open_work
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -144,3 +150,47 @@ def test_live_updates_are_dropped_quietly_when_the_layer_is_down(settings, caplo
     report = report_message(message=message, reporter=reporter, reason="spam")
     assert report.pk
     assert "live update" in caplog.text
+
+
+# A fresh Python, set up as a Celery pool process is when it starts: the Redis layer is
+# configured (nothing is dialled) and nothing has built it yet.
+POOL_PROCESS_START = """
+import sys
+import django
+django.setup()
+from celery import signals
+from channels.layers import channel_layers
+import backend.celery
+before = "default" in channel_layers.backends, "channels_redis.core" in sys.modules
+signals.worker_process_init.send(sender=None)
+after = "default" in channel_layers.backends, "channels_redis.core" in sys.modules
+print(before, after, type(channel_layers["default"]).__name__)
+"""
+
+
+def test_a_pool_process_builds_the_channel_layer_when_it_starts() -> None:
+    # Built lazily, it came (about 7 MB with the libraries it loads) during the first job
+    # that sent a live update: a step in memory at a random time, and a slower job.
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    started = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", POOL_PROCESS_START],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.split() == ["(False,", "False)", "(True,", "True)", "RedisChannelLayer"]
+
+
+def test_a_layer_that_cannot_be_built_does_not_stop_a_pool_process(settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "nowhere.NoLayer"}}
+    live.load_channel_layer()
+    assert "default" not in channel_layers.backends
+    assert "the channel layer cannot be built" in caplog.text
