@@ -126,25 +126,37 @@ def shape(
     seed: int,
     anonymise: Callable[[Id | None], Any],
 ) -> Batch:
-    """Every record of the batch's trees (each tree's messages all in the batch)."""
+    """Every record of the batch's trees (each tree's messages all in the batch).
+
+    The tree structure is worked out on narrow frames (ids, depths, times, reasons); the
+    wide columns (texts, JSON) are copied once, by the join that keeps the messages that
+    stay, already in their final order."""
     frame = _with_reasons(frame, options)
-    placed = _placed(frame)
+    placed = _placed(frame.select("tree_id", "id", "parent_id", "depth", "created_us", "reason"))
     excluded = placed.filter(pl.col("cut").is_not_null())
-    kept = placed.filter(pl.col("cut").is_null())
     batch_excluded = Counter(dict(excluded.group_by("cut").len().iter_rows()))
     roots_out = excluded.filter(pl.col("depth") == 0).height
-
-    kept = _with_splits_and_authors(kept, options=options, seed=seed, anonymise=anonymise)
+    order = placed.filter(pl.col("cut").is_null()).select("id", "key")
+    splits, users = _splits_and_users(frame, order, options=options, seed=seed, anonymise=anonymise)
     # Labels named outside the catalogue (imports) have no column of their own; their
     # figures come from the JSON. Each label prints as `"name": {`: more of those than
     # catalogue labels means another name (a name that itself holds the pattern only
     # sends its message down the slower path).
     present = pl.sum_horizontal(pl.col(f"label_{n}").is_not_null() for n in LABEL_NAMES)
-    kept = kept.with_columns(
-        other_labels=pl.col("labels").str.count_matches('": {', literal=True) > present
+    kept = (
+        frame.lazy()
+        .drop("reason")
+        .join(order.lazy(), on="id", how="inner")
+        .join(splits.lazy(), on="tree_id", how="left")
+        .join(users.lazy(), on="author_id", how="left")
+        .with_columns(
+            other_labels=pl.col("labels").str.count_matches('": {', literal=True) > present
+        )
+        .sort("tree_id", "key")
+        .collect()
     )
-    kept = kept.sort("tree_id", "key")
-    kept = _with_turns(kept)
+    del frame, placed, excluded, order
+    kept = kept.hstack(_turns(kept).get_columns())
     batch = Batch(
         tree_lines=_tree_lines(kept),
         flat=_flat(kept).to_arrow(),
@@ -156,16 +168,18 @@ def shape(
     batch.trees_by_split.update(dict(roots.group_by("split").len().iter_rows()))
     sft = _sft(kept, options.branch_policy)
     preference = _preference(kept, options.min_agreement)
-    flat_lines = _flat_lines(kept)
-    for split in SPLITS:
-        batch.flat_lines[split] = _lines_of(flat_lines, split)
-        batch.sft_lines[split] = _lines_of(sft, split)
-        batch.preference_lines[split] = _lines_of(preference, split)
+    batch.flat_lines = _by_split(_flat_lines(kept))
+    batch.sft_lines = _by_split(sft)
+    batch.preference_lines = _by_split(preference)
     return batch
 
 
-def _lines_of(frame: pl.DataFrame, split: str) -> Lines:
-    return _joined(frame.filter(pl.col("split") == split)["line"])
+def _by_split(frame: pl.DataFrame) -> dict[str, Lines]:
+    parts = frame.partition_by("split", as_dict=True, include_key=False)
+    return {
+        split: _joined(parts[(split,)]["line"]) if (split,) in parts else Lines(b"", 0)
+        for split in SPLITS
+    }
 
 
 def _joined(lines: pl.Series, count: int | None = None) -> Lines:
@@ -253,16 +267,17 @@ def _placed(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(levels)
 
 
-def _with_splits_and_authors(
-    kept: pl.DataFrame,
+def _splits_and_users(
+    frame: pl.DataFrame,
+    order: pl.DataFrame,
     *,
     options: ExportOptions,
     seed: int,
     anonymise: Callable[[Id | None], Any],
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Each tree's split (formats.assign_split) and each author's anonymous id: hashes
-    in Python, once per tree and per author of the batch, joined onto the messages."""
-    tree_ids = kept["tree_id"].unique().to_list()
+    in Python, once per tree and per author of the batch, to join onto the messages."""
+    tree_ids = frame["tree_id"].unique(maintain_order=True).to_list()
     splits = pl.DataFrame(
         {
             "tree_id": tree_ids,
@@ -273,24 +288,40 @@ def _with_splits_and_authors(
         },
         schema={"tree_id": pl.String, "split": pl.String},
     )
-    authors = kept["author_id"].drop_nulls().unique().to_list()
+    authors = (
+        frame.select("id", "author_id")
+        .join(order.select("id"), on="id", how="semi")["author_id"]
+        .drop_nulls()
+        .unique(maintain_order=True)
+        .to_list()
+    )
     users = pl.DataFrame(
         {"author_id": authors, "user_id": [anonymise(a) for a in authors]},
         schema={"author_id": pl.String, "user_id": pl.String},
     )
-    return kept.join(splits, on="tree_id", how="left").join(users, on="author_id", how="left")
+    return splits, users
 
 
-def _with_turns(kept: pl.DataFrame) -> pl.DataFrame:
-    """`turn`: the message as an SFT turn's JSON; `history`: the turns from the prompt
-    to it, comma-separated (the conversation so far); `best`: on the tree's best branch
-    (formats._preferred at every choice); `assistant_below`: an assistant reply somewhere
-    under it. Built level by level, as _placed."""
-    turn = pl.struct(
-        content=pl.col("text"), role=pl.col("role").replace_strict(SFT_ROLES, default=None)
-    ).struct.json_encode()
+def _turns(kept: pl.DataFrame) -> pl.DataFrame:
+    """Columns for the kept messages, in their order (tree, key): `turn`, the message as
+    an SFT turn's JSON; `history`, the turns from the prompt to it, comma-separated (the
+    conversation so far); `best`, on the tree's best branch (formats._preferred at every
+    choice); `assistant_below`, an assistant reply somewhere under it. Built level by
+    level, as _placed, on the few columns they need."""
+    narrow = kept.select(
+        "tree_id",
+        "key",
+        "id",
+        "parent_id",
+        "depth",
+        "role",
+        turn=pl.struct(
+            content=pl.col("text"), role=pl.col("role").replace_strict(SFT_ROLES, default=None)
+        ).struct.json_encode(),
+    )
     preferred = (
-        kept.sort(
+        kept.select("id", "parent_id", "rank", "review_result", "created_us")
+        .sort(
             "parent_id",
             pl.col("rank").is_null(),
             "rank",
@@ -302,16 +333,16 @@ def _with_turns(kept: pl.DataFrame) -> pl.DataFrame:
         .first()
         .select(id="id", preferred=pl.lit(True))
     )
-    kept = kept.with_columns(turn=turn).join(preferred, on="id", how="left")
+    narrow = narrow.join(preferred, on="id", how="left")
     levels: list[pl.DataFrame] = []
-    level = kept.filter(pl.col("depth") == 0).with_columns(
+    level = narrow.filter(pl.col("depth") == 0).with_columns(
         history=pl.col("turn"), best=pl.lit(True)
     )
     while level.height:
         levels.append(level)
         parents = level.select(parent_id="id", parent_history="history", parent_best="best")
         level = (
-            kept.filter(pl.col("depth") == len(levels))
+            narrow.filter(pl.col("depth") == len(levels))
             .join(parents, on="parent_id", how="inner")
             .with_columns(
                 history=pl.concat_str("parent_history", pl.lit(","), "turn"),
@@ -337,13 +368,17 @@ def _with_turns(kept: pl.DataFrame) -> pl.DataFrame:
             .rename({"parent_id": "id"})
         )
         marked.append(level)
+    columns = ("turn", "history", "best", "assistant_below")
     if not marked:
-        return kept.with_columns(
-            history=pl.lit(None, pl.String),
-            best=pl.lit(None, pl.Boolean),
-            assistant_below=pl.lit(None, pl.Boolean),
+        return pl.DataFrame(
+            schema={
+                "turn": pl.String,
+                "history": pl.String,
+                "best": pl.Boolean,
+                "assistant_below": pl.Boolean,
+            }
         )
-    return pl.concat(marked).sort("tree_id", "key")
+    return pl.concat(marked).sort("tree_id", "key").select(columns)
 
 
 # --- the files ---------------------------------------------------------------------------

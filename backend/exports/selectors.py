@@ -74,7 +74,7 @@ _MODELLED = [*frames.NODE_FIELDS, "emojis", "replies", "labels"]
 # a few batches whatever the size of the database. Smaller batches cost more per message
 # (each column operation has a fixed cost), larger ones more memory.
 FRAME_ROWS = 4_000
-FRAME_BYTES = 4 << 20
+FRAME_BYTES = 3 << 20
 
 
 def candidate_messages(options: ExportOptions) -> QuerySet[Message]:
@@ -185,9 +185,9 @@ _CSV_CONVERT = pacsv.ConvertOptions(
 
 
 def _copied_frames(sql: str, params: dict[str, Any]) -> Iterator[pl.DataFrame]:
-    """Batches of whole trees from COPY, read on a thread so that PostgreSQL never waits
-    for the shaping while the queue has room."""
-    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
+    """Batches of whole trees from COPY, read and parsed on a thread so that PostgreSQL
+    never waits for the shaping while the queue has room."""
+    blocks: queue.Queue[pl.DataFrame | BaseException | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
     reader = threading.Thread(
         target=_read_frames, args=(sql, params, blocks, stop), name="export stream", daemon=True
@@ -197,13 +197,7 @@ def _copied_frames(sql: str, params: dict[str, Any]) -> Iterator[pl.DataFrame]:
         while (block := blocks.get()) is not None:
             if isinstance(block, BaseException):
                 raise block
-            table = pacsv.read_csv(
-                io.BytesIO(block),
-                read_options=_CSV_READ,
-                parse_options=_CSV_PARSE,
-                convert_options=_CSV_CONVERT,
-            )
-            yield pl.from_arrow(table)  # type: ignore[misc]
+            yield block
     finally:
         stop.set()
         while reader.is_alive():  # unblock a reader waiting for room, then let it finish
@@ -215,7 +209,7 @@ def _copied_frames(sql: str, params: dict[str, Any]) -> Iterator[pl.DataFrame]:
 def _read_frames(
     sql: str,
     params: dict[str, Any],
-    blocks: queue.Queue[bytes | BaseException | None],
+    blocks: queue.Queue[pl.DataFrame | BaseException | None],
     stop: threading.Event,
 ) -> None:
     """COPY's rows (PostgreSQL sends each row as one message) joined into blocks of about
@@ -235,18 +229,29 @@ def _read_frames(
                         if size >= FRAME_BYTES and row[:36] != tree:
                             if stop.is_set():
                                 raise _Stopped  # the copy cancels the query on its way out
-                            blocks.put(b"".join(pending))
+                            blocks.put(_parsed(pending))
                             pending, size = [], 0
                         tree = row[:36]
                         pending.append(row)
                         size += len(row)
                     if pending:
-                        blocks.put(b"".join(pending))
+                        blocks.put(_parsed(pending))
         blocks.put(None)
     except _Stopped:
         pass
     except BaseException as exc:
         blocks.put(exc)
+
+
+def _parsed(rows: list[bytes]) -> pl.DataFrame:
+    """CSV rows as a batch, parsed by pyarrow in C++ (without the GIL)."""
+    table = pacsv.read_csv(
+        io.BytesIO(b"".join(rows)),
+        read_options=_CSV_READ,
+        parse_options=_CSV_PARSE,
+        convert_options=_CSV_CONVERT,
+    )
+    return pl.from_arrow(table)  # type: ignore[return-value]
 
 
 class _Stopped(Exception):

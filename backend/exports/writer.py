@@ -123,7 +123,7 @@ class BackgroundFile(_Background):
     """A file written on a thread of its own, in chunks of BATCH_BYTES."""
 
     BATCH_BYTES = 1 << 20
-    QUEUE_ITEMS = 4
+    QUEUE_ITEMS = 2  # an item is a batch of trees' lines: a few megabytes
 
     def __init__(self, path: Path) -> None:
         self._file = path.open("wb")
