@@ -1,11 +1,6 @@
-"""One conversation tree turned into every record an export writes: the OpenAssistant
-tree, flat message rows, SFT conversations and preference pairs, with its split and
-anonymised authors. Pure code: no Django, no files.
-
-This is the reference: what each record is, said in plain Python one tree at a time. The
-export itself computes the same records for thousands of trees at once by column
-operations (frames.py, which shares the anonymiser, the splits and the constants), and
-tests/backend/test_exports_frames.py checks the two agree on random forests.
+"""One conversation tree, as read from the database, turned into every record an export
+writes: the OpenAssistant tree, flat message rows, SFT conversations and preference pairs,
+with its split and anonymised authors. Pure code: no Django, no files.
 
 Order is part of the output, so it is fixed everywhere: replies by (created_at, id),
 preference pairs by (rank, created_at, id), and the services stream trees by id.

@@ -1,4 +1,4 @@
-"""Reads for exports: the message stream, in batches of whole trees, and earlier versions.
+"""Reads for exports: the message stream, tree by tree, and earlier versions.
 
 The stream reads Message and MessageTree directly rather than through trees.selectors: it
 is one wide, ordered scan whose columns are the export format's, and no other app needs it.
@@ -7,7 +7,7 @@ is one wide, ordered scan whose columns are the export format's, and no other ap
 from __future__ import annotations
 
 import contextlib
-import io
+import gc
 import queue
 import threading
 from collections.abc import Iterator
@@ -17,64 +17,65 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import polars as pl
+import orjson
 import psycopg
-import pyarrow.csv as pacsv
 from django.db import connection
 from django.db.models import Case, Count, F, Q, QuerySet, Sum, TextField, When
 from django.db.models.functions import Cast, Extract
 
 from backend.accounts.models import User
 from backend.core.errors import NotFound
-from backend.exports import frames
+from backend.exports.formats import MessageRow
 from backend.exports.models import DatasetExport, ExportStatus, Takedown
 from backend.exports.options import ExportOptions
 from backend.trees.models import Message
 
-# Rows fetched per round trip when the stream reads through a server-side cursor (inside a
-# transaction).
-CHUNK_SIZE = 2000
+# Trees fetched per round trip when the stream reads through a server-side cursor (inside
+# a transaction), and COPY blocks queued ahead of the formatting (outside one): memory
+# stays at one batch plus the tree being formatted, whatever the size of the database.
+CHUNK_SIZE = 200
+QUEUE_BLOCKS = 8
 
-# The messages of the candidate trees as plain columns, in frames.INPUT_TYPES' order,
-# trees in id order: what frames.shape works on. Dates come printed as the export prints
-# them (formats.iso) and as microseconds; each catalogue label's value has a column (for
-# the label filters and statistics). Most messages have no extras: their JSON is left alone.
-_FRAME_SQL = """
-SELECT m.tree_id::text, t.state, m.id::text, m.parent_id::text, m.role, m.text, m.lang,
-    m.author_id::text,
-    to_char(m.created_at AT TIME ZONE 'UTC', CASE
-        WHEN extract(microseconds FROM m.created_at)::bigint %% 1000000 = 0
-        THEN 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'
-        ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"' END),
-    (extract(epoch FROM m.created_at) * 1000000)::bigint,
-    m.depth, m.review_count, m.review_result, m.label_summary::text, m.rank,
-    m.consensus_strength, m.replies_agreement, m.synthetic, m.model_name, m.deleted,
-    m.emojis::text,
-    CASE WHEN m.source_extra = '{{}}'::jsonb THEN '{{}}' ELSE x.extra::text END,
-    CASE WHEN m.source_extra <> '{{}}'::jsonb THEN (x.extra - %(modelled)s::text[])::text END,
-    CASE WHEN m.parent_id IS NULL AND jsonb_typeof(m.source_extra -> 'tree') = 'object'
-        THEN ((m.source_extra -> 'tree') - ARRAY['message_tree_id', 'tree_state', 'prompt'])::text
-    END,
-    coalesce(m.author_id IN (
-        SELECT id FROM accounts_user WHERE data_consent_withdrawn_at IS NOT NULL
-    ), false),
-    m.id IN (SELECT message_id FROM exports_takedown),
-    {labels}
-FROM trees_message m
-JOIN trees_messagetree t ON t.id = m.tree_id
-CROSS JOIN LATERAL (SELECT CASE WHEN m.parent_id IS NULL THEN m.source_extra - 'tree'
-    ELSE m.source_extra END AS extra) x
-WHERE t.state = ANY(%(states)s) {langs}
-ORDER BY m.tree_id
+# One JSON array per tree: [tree id, state, [message, ...]], each message an array in
+# MessageRow's field order (in no particular order: formats.build_tree sorts). PostgreSQL
+# builds and escapes the JSON on its own core while Python formats the trees before; one
+# orjson call then parses a whole batch of trees. created_at comes as Python's isoformat()
+# of the UTC time (formats.iso), which is what the formats print. Withdrawn consents and
+# takedowns are tested against hashed sets (both are few) rather than a join per message.
+_TREES_SQL = """
+SELECT json_build_array(t.id, t.state, (
+    SELECT json_agg(json_build_array(
+        m.id, m.parent_id, m.role, m.text, m.lang, m.author_id,
+        to_char(m.created_at AT TIME ZONE 'UTC', CASE
+            WHEN extract(microseconds FROM m.created_at)::bigint %% 1000000 = 0
+            THEN 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'
+            ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"' END),
+        m.review_count, m.review_result, m.label_summary, m.rank, m.consensus_strength,
+        m.replies_agreement, m.synthetic, m.model_name, m.deleted, m.emojis,
+        m.source_extra,
+        coalesce(m.author_id IN (
+            SELECT id FROM accounts_user WHERE data_consent_withdrawn_at IS NOT NULL
+        ), false),
+        m.id IN (SELECT message_id FROM exports_takedown)
+    ))
+    FROM trees_message m
+    WHERE m.tree_id = t.id
+))::text
+FROM trees_messagetree t
+WHERE t.state = ANY(%s) {langs}
+ORDER BY t.id
 """
-# Modelled fields of a tree line's message: an extra of the same name gives way.
-_MODELLED = [*frames.NODE_FIELDS, "emojis", "replies", "labels"]
-# A batch is cut at the first tree that starts after FRAME_ROWS rows (from a cursor) or
-# FRAME_BYTES of CSV (from COPY), and at most two wait while one is shaped: memory stays at
-# a few batches whatever the size of the database. Smaller batches cost more per message
-# (each column operation has a fixed cost), larger ones more memory.
-FRAME_ROWS = 4_000
-FRAME_BYTES = 3 << 20
+
+# COPY's CSV format with a delimiter and a quote that JSON text never holds raw (PostgreSQL
+# escapes every control character in it): each line is one tree's JSON, unescaped.
+_COPY = "COPY ({query}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e')"
+
+
+@dataclass
+class TreeRows:
+    tree_id: str
+    state: str
+    rows: list[MessageRow]
 
 
 def candidate_messages(options: ExportOptions) -> QuerySet[Message]:
@@ -126,71 +127,72 @@ def stream_query(options: ExportOptions) -> str:
         return cursor.mogrify(sql, params)
 
 
-def _frame_query(options: ExportOptions) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {
-        "states": list(options.states),
-        "modelled": _MODELLED,
-    }
+def _trees_query(options: ExportOptions) -> tuple[str, list[Any]]:
+    params: list[Any] = [list(options.states)]
     langs = ""
     if options.langs:
-        langs = "AND t.lang = ANY(%(langs)s)"
-        params["langs"] = list(options.langs)
-    labels = ",\n    ".join(
-        f"(m.label_summary -> '{name}' -> 'value')::float8" for name in frames.LABEL_NAMES
-    )
-    return _FRAME_SQL.format(langs=langs, labels=labels), params
+        langs = "AND t.lang = ANY(%s)"
+        params.append(list(options.langs))
+    return _TREES_SQL.format(langs=langs), params
 
 
-def stream_frames(options: ExportOptions) -> Iterator[pl.DataFrame]:
-    """Every candidate tree with all its messages, as batches of whole trees (trees in id
-    order), in constant memory.
+def stream_trees(options: ExportOptions) -> Iterator[TreeRows]:
+    """Every candidate tree with all its messages, trees in id order, in constant memory.
 
-    Outside a transaction (production) the rows come by COPY, in CSV, on a connection of
-    the stream's own, read on a thread: PostgreSQL works ahead on the other core while
-    the previous batch is shaped, and Django's connection stays free for the progress
-    updates; pyarrow parses each batch's CSV in C++. Inside one (tests, a caller's atomic
-    block) a second connection could not see the rows, so they come through a server-side
-    cursor on Django's connection.
+    Outside a transaction (production) the trees come by COPY on a connection of the
+    stream's own: PostgreSQL runs ahead of the formatting instead of waiting for each
+    FETCH, and Django's connection stays free for the progress updates. Inside one (tests,
+    a caller's atomic block) a second connection could not see its rows, so they come
+    through a server-side cursor on Django's connection.
     """
-    sql, params = _frame_query(options)
-    if connection.get_autocommit():
-        yield from _copied_frames(sql, params)
-    else:
-        yield from _fetched_frames(sql, params)
+    sql, params = _trees_query(options)
+    batches = (
+        _copied_batches(sql, params)
+        if connection.get_autocommit()
+        else _fetched_batches(sql, params)
+    )
+    with _collector_paused():
+        for batch in batches:
+            for tree_id, state, messages in orjson.loads(batch):
+                if messages:
+                    yield TreeRows(
+                        tree_id=tree_id, state=state, rows=[_message_row(m) for m in messages]
+                    )
 
 
-def _fetched_frames(sql: str, params: dict[str, Any]) -> Iterator[pl.DataFrame]:
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the trees stream (and are formatted and
+    written, between two trees). An export makes millions of short-lived containers and no
+    reference cycles, so reference counting frees all of it; the collector's passes over
+    the young objects, and over the whole heap now and then, took about a third of the
+    main thread's time. tests/backend/test_exports_formats.py checks that formatting and
+    writing a tree leave no cycles behind.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _fetched_batches(sql: str, params: list[Any]) -> Iterator[bytes]:
+    """JSON arrays of trees through a server-side cursor (no WITH HOLD in a transaction)."""
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
-        pending: list[tuple[Any, ...]] = []
-        while rows := cursor.fetchmany(CHUNK_SIZE):
-            for row in rows:
-                if len(pending) >= FRAME_ROWS and row[0] != pending[-1][0]:
-                    yield frames.frame_from_rows(pending)
-                    pending = []
-                pending.append(row)
-        if pending:
-            yield frames.frame_from_rows(pending)
+        while lines := cursor.fetchmany(CHUNK_SIZE):
+            yield ("[" + ",".join(line for (line,) in lines) + "]").encode()
 
 
-_CSV_READ = pacsv.ReadOptions(column_names=list(frames.INPUT_TYPES), block_size=4 << 20)
-_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
-_CSV_CONVERT = pacsv.ConvertOptions(
-    column_types=frames.INPUT_TYPES,
-    strings_can_be_null=True,
-    quoted_strings_can_be_null=False,
-    true_values=["t"],
-    false_values=["f"],
-)
-
-
-def _copied_frames(sql: str, params: dict[str, Any]) -> Iterator[pl.DataFrame]:
-    """Batches of whole trees from COPY, read and parsed on a thread so that PostgreSQL
-    never waits for the shaping while the queue has room."""
-    blocks: queue.Queue[pl.DataFrame | BaseException | None] = queue.Queue(maxsize=2)
+def _copied_batches(sql: str, params: list[Any]) -> Iterator[bytes]:
+    """JSON arrays of trees from COPY, read on a thread so that PostgreSQL never waits for
+    the formatting while the queue has room."""
+    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
     stop = threading.Event()
     reader = threading.Thread(
-        target=_read_frames, args=(sql, params, blocks, stop), name="export stream", daemon=True
+        target=_read_copy, args=(sql, params, blocks, stop), name="export stream", daemon=True
     )
     reader.start()
     try:
@@ -206,36 +208,30 @@ def _copied_frames(sql: str, params: dict[str, Any]) -> Iterator[pl.DataFrame]:
         reader.join()
 
 
-def _read_frames(
+def _read_copy(
     sql: str,
-    params: dict[str, Any],
-    blocks: queue.Queue[pl.DataFrame | BaseException | None],
+    params: list[Any],
+    blocks: queue.Queue[bytes | BaseException | None],
     stop: threading.Event,
 ) -> None:
-    """COPY's rows (PostgreSQL sends each row as one message) joined into blocks of about
-    FRAME_BYTES, cut only where a tree ends: every CSV row starts with its tree's id,
-    printed in 36 characters."""
     try:
         with psycopg.connect(**connection.get_connection_params()) as conn:
             conn.autocommit = True
             with psycopg.ClientCursor(conn) as cursor:
                 query = cursor.mogrify(sql, params)
-                with cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
+                with cursor.copy(_COPY.format(query=query)) as copy:
                     pending: list[bytes] = []
                     size = 0
-                    tree = b""
                     for data in copy:
-                        row = bytes(data)
-                        if size >= FRAME_BYTES and row[:36] != tree:
-                            if stop.is_set():
-                                raise _Stopped  # the copy cancels the query on its way out
-                            blocks.put(_parsed(pending))
+                        if stop.is_set():
+                            raise _Stopped  # the copy cancels the query on its way out
+                        pending.append(bytes(data))
+                        size += len(data)
+                        if size >= 1 << 20:
+                            blocks.put(_json_batch(pending))
                             pending, size = [], 0
-                        tree = row[:36]
-                        pending.append(row)
-                        size += len(row)
                     if pending:
-                        blocks.put(_parsed(pending))
+                        blocks.put(_json_batch(pending))
         blocks.put(None)
     except _Stopped:
         pass
@@ -243,19 +239,29 @@ def _read_frames(
         blocks.put(exc)
 
 
-def _parsed(rows: list[bytes]) -> pl.DataFrame:
-    """CSV rows as a batch, parsed by pyarrow in C++ (without the GIL)."""
-    table = pacsv.read_csv(
-        io.BytesIO(b"".join(rows)),
-        read_options=_CSV_READ,
-        parse_options=_CSV_PARSE,
-        convert_options=_CSV_CONVERT,
-    )
-    return pl.from_arrow(table)  # type: ignore[return-value]
-
-
 class _Stopped(Exception):
-    """The shaping stopped reading (it failed): the COPY is abandoned."""
+    """The formatting stopped reading (it failed): the COPY is abandoned."""
+
+
+def _json_batch(lines: list[bytes]) -> bytes:
+    # Every line is one tree's JSON and a newline.
+    return b"[" + b",".join(line[:-1] for line in lines) + b"]"
+
+
+def _message_row(m: list[Any]) -> MessageRow:
+    created = m[6]
+    m[6] = datetime.fromisoformat(created)
+    # PostgreSQL prints a whole float without a point, which JSON reads as an int (and
+    # NaN as a string).
+    if m[11] is not None and m[11].__class__ is not float:
+        m[11] = float(m[11])
+    if m[12] is not None and m[12].__class__ is not float:
+        m[12] = float(m[12])
+    m[9] = m[9] or {}
+    m[16] = m[16] or {}
+    m[17] = m[17] or {}
+    m.append(created)  # created_iso
+    return MessageRow(*m)
 
 
 def get_export(export_id: UUID) -> DatasetExport:

@@ -36,9 +36,9 @@ from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.core.errors import Conflict, NotFound
-from backend.exports import frames, selectors
+from backend.exports import selectors
 from backend.exports.card import CardInput, render_card
-from backend.exports.formats import Anonymiser
+from backend.exports.formats import Anonymiser, format_tree
 from backend.exports.models import DatasetExport, ExportStatus, Takedown
 from backend.exports.options import ExportOptions
 from backend.exports.stats import StatsCollector
@@ -165,11 +165,20 @@ def _write_dataset(
     collector = StatsCollector()
     progress = _Progress(export, total=selectors.candidate_messages(options).count())
     with DatasetWriter(folder) as writer:
-        for frame in selectors.stream_frames(options):
-            batch = frames.shape(frame, options=options, seed=export.seed, anonymise=anonymise)
-            writer.write_batch(batch)
-            collector.add_batch(batch)
-            progress.advance(frame.height)
+        for tree in selectors.stream_trees(options):
+            formatted, excluded = format_tree(
+                tree.rows,
+                tree_id=tree.tree_id,
+                state=tree.state,
+                options=options,
+                seed=export.seed,
+                anonymise=anonymise,
+            )
+            collector.exclude(excluded, whole_tree=formatted is None)
+            if formatted is not None:
+                writer.write(formatted)
+                collector.add(formatted)
+            progress.advance(len(tree.rows))
             _hold()
     return collector.to_json(), writer.rows
 

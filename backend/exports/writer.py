@@ -12,24 +12,25 @@ The flat rows are written twice because `datasets` reads every config of a folde
 builder, chosen from the first config's files: a Parquet `messages` config beside JSONL
 ones cannot load. messages.parquet stays for pandas, DuckDB and friends.
 
-Output is byte-for-byte reproducible: gzip headers carry no name and no time, batches are
-cut where the same data always cuts them, and Parquet row groups at fixed row counts. A
-split file is created with its first row, so an empty split has no file (and no entry in
-the card).
+Output is byte-for-byte reproducible: gzip headers carry no name and no time, JSON keys
+are sorted, and Parquet row groups are cut at fixed row counts. A split file is created
+with its first row, so an empty split has no file (and no entry in the card).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from isal import igzip
 
-from backend.exports.frames import FLAT_COLUMNS, Batch, Lines
+from backend.exports.formats import FLAT_COLUMNS, FormattedTree
 
 ROW_GROUP_SIZE = 20_000
 # ISA-L's igzip at its level 2: on OpenAssistant-like text its files are 4% smaller than
@@ -67,7 +68,17 @@ MESSAGE_SCHEMA = pa.schema(
 )
 
 
-assert tuple(MESSAGE_SCHEMA.names) == (*FLAT_COLUMNS, "split")  # frames._flat's order
+assert tuple(MESSAGE_SCHEMA.names) == FLAT_COLUMNS  # the order of FormattedTree.table
+
+
+def _line(record: Any) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+
+
+def _flat_line(row: dict[str, Any]) -> bytes:
+    # Flat rows are made with their keys in sorted order (formats.tree_records) and hold
+    # no dicts: printed as they are, without sorting each row's keys again.
+    return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class _Sink(Protocol):
@@ -123,16 +134,16 @@ class BackgroundFile(_Background):
     """A file written on a thread of its own, in chunks of BATCH_BYTES."""
 
     BATCH_BYTES = 1 << 20
-    QUEUE_ITEMS = 2  # an item is a batch of trees' lines: a few megabytes
+    QUEUE_ITEMS = 4
 
     def __init__(self, path: Path) -> None:
         self._file = path.open("wb")
         self._sink = self._open_sink(self._file)
-        self._batch: list[bytes | memoryview] = []
+        self._batch: list[bytes] = []
         self._batched = 0
         super().__init__(f"write {path.name}")
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes) -> None:
         self._batch.append(data)
         self._batched += len(data)
         if self._batched >= self.BATCH_BYTES:
@@ -196,16 +207,14 @@ class BackgroundParquet(_Background):
 
 
 class DatasetWriter:
-    """Open with `with`; `write_batch` each batch of trees; `rows` counts the rows of
-    every file written."""
+    """Open with `with`; `write` each tree; `rows` counts the rows of every file written."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.rows: dict[str, int] = {}
         self._files: dict[str, BackgroundFile] = {}
+        self._pending: list[tuple[Any, ...]] = []
         self._parquet: BackgroundParquet | None = None
-        self._tables: list[pa.Table] = []  # write_batch's rows waiting for a row group
-        self._table_rows = 0
 
     def __enter__(self) -> DatasetWriter:
         self._open(TREES_FILE)  # written even when no tree passes the filters
@@ -215,41 +224,31 @@ class DatasetWriter:
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
         try:
-            if exc_type is None and self._table_rows:
-                self._write_table(pa.concat_tables(self._tables))
+            if exc_type is None and self._pending:
+                self._write_group(self._pending)
         finally:
             self._close_all()
 
-    def write_batch(self, batch: Batch) -> None:
-        """A batch of trees shaped by frames.shape."""
-        self._write_lines(TREES_FILE, batch.tree_lines)
-        for split, lines in batch.flat_lines.items():
-            self._write_lines(f"messages/{split}.jsonl.gz", lines)
-        for split, lines in batch.sft_lines.items():
-            self._write_lines(f"sft/{split}.jsonl", lines)
-        for split, lines in batch.preference_lines.items():
-            self._write_lines(f"preference/{split}.jsonl", lines)
-        if batch.flat.num_rows:
-            self._tables.append(batch.flat)
-            self._table_rows += batch.flat.num_rows
-            self.rows[PARQUET_FILE] += batch.flat.num_rows
+    def write(self, tree: FormattedTree) -> None:
+        self._write(TREES_FILE, [tree.record])
+        self._write(f"messages/{tree.split}.jsonl.gz", tree.messages, _flat_line)
+        self._write(f"sft/{tree.split}.jsonl", tree.sft)
+        self._write(f"preference/{tree.split}.jsonl", tree.preference)
+        self._pending.extend(tree.table)
+        self.rows[PARQUET_FILE] += len(tree.messages)
         # Fixed-size row groups: where groups are cut is part of the file's bytes.
-        while self._table_rows >= ROW_GROUP_SIZE:
-            table = pa.concat_tables(self._tables)
-            self._write_table(table.slice(0, ROW_GROUP_SIZE))
-            rest = table.slice(ROW_GROUP_SIZE)
-            self._tables, self._table_rows = [rest], rest.num_rows
+        while len(self._pending) >= ROW_GROUP_SIZE:
+            self._write_group(self._pending[:ROW_GROUP_SIZE])
+            del self._pending[:ROW_GROUP_SIZE]
 
-    def _write_lines(self, name: str, lines: Lines) -> None:
-        if not lines.count:
+    def _write(
+        self, name: str, records: list[dict[str, Any]], line: Callable[[Any], bytes] = _line
+    ) -> None:
+        if not records:
             return
         stream = self._files.get(name) or self._open(name)
-        stream.write(lines.text)
-        self.rows[name] += lines.count
-
-    def _write_table(self, table: pa.Table) -> None:
-        assert self._parquet is not None
-        self._parquet.write_table(table.cast(MESSAGE_SCHEMA))
+        stream.write(b"".join(map(line, records)))
+        self.rows[name] += len(records)
 
     def _open(self, name: str) -> BackgroundFile:
         path = self.folder / name
@@ -258,6 +257,17 @@ class DatasetWriter:
         self._files[name] = stream
         self.rows[name] = 0
         return stream
+
+    def _write_group(self, rows: list[tuple[Any, ...]]) -> None:
+        assert self._parquet is not None
+        # Column by column from the rows' tuples, cut into columns in C: looking up every
+        # key of every flat row's dict (Table.from_pylist, or an itemgetter) cost more than
+        # twice as much, mostly in cache misses.
+        columns = zip(*rows, strict=True)
+        table = pa.Table.from_pydict(
+            dict(zip(MESSAGE_SCHEMA.names, columns, strict=True)), schema=MESSAGE_SCHEMA
+        )
+        self._parquet.write_table(table)
 
     def _close_all(self) -> None:
         try:

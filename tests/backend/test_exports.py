@@ -3,6 +3,7 @@ importer, reproducibility, every filter, failure, `datasets` loading and the com
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import threading
@@ -19,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.core.errors import Conflict, InvalidInput
-from backend.exports import selectors, services
+from backend.exports import services
 from backend.exports.models import DatasetExport, ExportStatus
 from backend.exports.writer import DatasetWriter
 from backend.trees.importing import import_oasst
@@ -496,17 +497,16 @@ def test_an_export_failing_midway_leaves_no_version_folder_and_is_marked_failed(
 ):
     for _ in range(3):
         conversation()
-    original = DatasetWriter.write_batch
+    original = DatasetWriter.write
     calls = []
 
-    def write_then_fail(self: DatasetWriter, batch: Any) -> None:
-        calls.append(batch)
+    def write_then_fail(self: DatasetWriter, tree: Any) -> None:
+        calls.append(tree)
         if len(calls) == 2:
             raise OSError("disk full")
-        original(self, batch)
+        original(self, tree)
 
-    monkeypatch.setattr(selectors, "FRAME_ROWS", 1)  # a batch per tree
-    monkeypatch.setattr(DatasetWriter, "write_batch", write_then_fail)
+    monkeypatch.setattr(DatasetWriter, "write", write_then_fail)
     planned = services.create_export(user=None, filters={}, seed=1)
 
     with pytest.raises(OSError, match="disk full"):
@@ -516,7 +516,7 @@ def test_an_export_failing_midway_leaves_no_version_folder_and_is_marked_failed(
     assert (planned.status, planned.version) == (ExportStatus.FAILED, None)
     assert "disk full" in planned.error
     assert list(export_dir.iterdir()) == []
-    monkeypatch.setattr(DatasetWriter, "write_batch", original)
+    monkeypatch.setattr(DatasetWriter, "write", original)
     assert export().version == 1
 
 
@@ -526,20 +526,20 @@ def test_an_export_failing_midway_in_autocommit_mode_stops_its_stream(export_dir
     # on a thread: a failure must stop both, and the next export must run as ever.
     for _ in range(3):
         conversation()
-    original = DatasetWriter.write_batch
+    original = DatasetWriter.write
 
-    def fail(self: DatasetWriter, batch: Any) -> None:
+    def fail(self: DatasetWriter, tree: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(selectors, "FRAME_BYTES", 1)  # a batch per tree
-    monkeypatch.setattr(DatasetWriter, "write_batch", fail)
+    monkeypatch.setattr(DatasetWriter, "write", fail)
     planned = services.create_export(user=None, filters={}, seed=1)
 
     with pytest.raises(OSError, match="disk full"):
         services.run_export(export_id=planned.id)
 
     assert not [t for t in threading.enumerate() if t.name == "export stream"]
-    monkeypatch.setattr(DatasetWriter, "write_batch", original)
+    assert gc.isenabled()
+    monkeypatch.setattr(DatasetWriter, "write", original)
     assert export({"validation": 0}).stats["messages"] == 15
 
 

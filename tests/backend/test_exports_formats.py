@@ -3,6 +3,7 @@ SFT conversations, preference pairs and the card. No database here."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import itertools
 import uuid
@@ -10,6 +11,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -31,7 +34,8 @@ from backend.exports.formats import (
     sft_conversations,
 )
 from backend.exports.options import ExportOptions
-from backend.exports.writer import BackgroundGzip
+from backend.exports.stats import StatsCollector
+from backend.exports.writer import BackgroundGzip, DatasetWriter
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DEFAULTS = ExportOptions()
@@ -392,6 +396,36 @@ def test_one_tree_formats_into_every_record_with_its_split():
     assert (len(formatted.sft), len(formatted.preference)) == (1, 3)
 
 
+def test_formatting_and_writing_a_tree_leave_no_reference_cycles(tmp_path):
+    # The export streams with the cyclic garbage collector off (selectors.stream_trees):
+    # whatever a tree leaves in a cycle would stay in memory until the export ends.
+    rows = list(ranked_tree().values())
+    rows[0].extra = {"tree": {"origin": "import"}, "detoxify": {"toxicity": 0.1}}
+    gc.collect()
+    gc.disable()
+    try:
+        with DatasetWriter(tmp_path) as writer:
+            collector = StatsCollector()
+            for _ in range(3):
+                formatted, _ = format_tree(
+                    rows,
+                    tree_id=rows[0].id,
+                    state="ready_for_export",
+                    options=DEFAULTS,
+                    seed=1,
+                    anonymise=Anonymiser("x"),
+                )
+                assert formatted is not None
+                writer.write(formatted)
+                collector.add(formatted)
+                del formatted
+            unreachable = gc.collect()
+    finally:
+        gc.enable()
+
+    assert unreachable == 0
+
+
 def card_input(**changes: Any) -> CardInput:
     stats = {
         "trees": 2,
@@ -490,6 +524,45 @@ def test_a_compression_failure_surfaces_when_the_stream_closes(tmp_path, monkeyp
     stream.write(b"x" * (BackgroundGzip.BATCH_BYTES + 1))
     with pytest.raises(OSError, match="disk full"):
         stream.close()
+
+
+def test_every_written_line_has_sorted_keys_and_parquet_holds_the_jsonl_rows(tmp_path):
+    # The writer prints flat rows as they are made and the tree line's emojis and labels
+    # as pre-serialised text: a field added out of order, or a Parquet column out of line
+    # with the rows' tuples, would change the files.
+    rows = ranked_tree()
+    rows["prompt"].extra = {"tree": {"origin": "import"}, "zeta": {"b": 1, "a": [2, {"y": 0}]}}
+    rows["best"].labels = {"spam": {"value": 0.0, "count": 3}, "quality": {"value": 0.75}}
+    rows["best"].emojis = {"-1": 1, "+1": 2}
+    rows["best"].extra = {"events": {"z": 1, "a": 2}, "rank": 99}
+    formatted, _ = format_tree(
+        list(rows.values()),
+        tree_id=rows["prompt"].id,
+        state="ready_for_export",
+        options=DEFAULTS,
+        seed=1,
+        anonymise=Anonymiser("x"),
+    )
+    assert formatted is not None
+    with DatasetWriter(tmp_path) as writer:
+        writer.write(formatted)
+
+    lines = gzip.decompress((tmp_path / "trees.jsonl.gz").read_bytes()).splitlines()
+    split = formatted.split
+    lines += gzip.decompress((tmp_path / f"messages/{split}.jsonl.gz").read_bytes()).splitlines()
+    for name in (f"sft/{split}.jsonl", f"preference/{split}.jsonl"):
+        lines += (tmp_path / name).read_bytes().splitlines()
+    assert len(lines) == 1 + len(rows) + 1 + 3
+    for line in lines:
+        assert line == orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS)
+    (tree,) = [orjson.loads(line) for line in lines[:1]]
+    best = tree["prompt"]["replies"][1]
+    assert best["labels"] == rows["best"].labels
+    assert best["emojis"] == {"+1": 2, "-1": 1}
+    assert (best["rank"], best["events"]) == (0, {"a": 2, "z": 1})  # modelled fields win
+    flat = [orjson.loads(line) for line in lines[1 : 1 + len(rows)]]
+    assert [orjson.loads(r["labels"]) for r in flat][2] == rows["best"].labels
+    assert pq.read_table(tmp_path / "messages.parquet").to_pylist() == flat
 
 
 def _raise_disk_full(data: bytes) -> None:
