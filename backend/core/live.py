@@ -38,7 +38,11 @@ _layers_down: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _send(group: str, event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
+    try:
+        layer = get_channel_layer()
+    except Exception as exc:  # a layer that cannot be built (a wrong setting, no module)
+        _note_unbuildable(exc)
+        return
     if layer is None:
         return
     try:
@@ -66,6 +70,16 @@ def _note_dropped(layer: Any, exc: BaseException) -> None:
     if layer not in _layers_down:
         _layers_down.add(layer)
         log.warning("live updates dropped until the channel layer answers again: %s", exc)
+
+
+_unbuildable_logged = False
+
+
+def _note_unbuildable(exc: BaseException) -> None:
+    global _unbuildable_logged
+    if not _unbuildable_logged:
+        _unbuildable_logged = True
+        log.warning("live updates dropped: the channel layer cannot be built: %s", exc)
 
 
 def _note_sent(layer: Any) -> None:

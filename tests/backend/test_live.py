@@ -194,3 +194,14 @@ def test_a_layer_that_cannot_be_built_does_not_stop_a_pool_process(settings, cap
     live.load_channel_layer()
     assert "default" not in channel_layers.backends
     assert "the channel layer cannot be built" in caplog.text
+
+
+def test_an_event_for_a_layer_that_cannot_be_built_is_dropped_not_raised(
+    settings, caplog, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # The job or request that caused the event carries on, as when Redis is down.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "nowhere.NoLayer"}}
+    monkeypatch.setattr(live, "_unbuildable_logged", False)
+    live._send("moderation", {"type": "report.created"})
+    live._send("moderation", {"type": "report.created"})
+    assert caplog.text.count("the channel layer cannot be built") == 1
