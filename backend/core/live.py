@@ -98,7 +98,7 @@ def load_channel_layer() -> None:
     came at a random time in each pool process (the first job of it that sent an event)
     and made that job slower. Never raises (live updates are optional, and a process that
     failed to start would be started again and again): a layer that cannot be built is
-    logged here and fails again at the first event."""
+    logged here, and the events then sent are dropped (_send)."""
     try:
         get_channel_layer()
     except Exception as exc:
