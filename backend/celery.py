@@ -77,3 +77,17 @@ def _job_finished(task_id: str, task: Any, state: str | None = None, **kwargs: A
     from backend.core import metrics
 
     metrics.job_finished(task_id, task.name, state)
+
+
+@signals.task_postrun.connect
+def _return_database_connections(task: Any, **kwargs: Any) -> None:
+    """After each job, what Django does after each request: connections that broke or
+    outlived CONN_MAX_AGE are closed, a pooled one goes back to its pool. Celery's own
+    cleanup is left to CELERY_DB_REUSE_MAX (settings): in a pool process it would also
+    close Django's whole connection pool after every job (celery/celery#10554), so each
+    job would open a new pool, its threads and a new connection."""
+    if getattr(task.request, "is_eager", False):
+        return  # in the caller's process, whose connection is the caller's business
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -177,6 +177,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool(
     "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL.startswith("memory://")
 )
 CELERY_TASK_EAGER_PROPAGATES = True
+# Celery's Django fix-up closes Django's connections, and in a pool process its connection
+# pool, around every job unless told to reuse them: then it does so every this many jobs,
+# and backend/celery.py gives each job's connection back to the pool as a request would.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # --- Lost workers and a dead broker (faults) ---

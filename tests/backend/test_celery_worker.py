@@ -110,6 +110,16 @@ def worker(broker_url: str, producer: None) -> Iterator[Callable[[], str]]:
     """A Celery worker process on the claimed broker and the test database.
 
     Yields a function returning the worker's log so far (for failure messages)."""
+    yield from _worker(broker_url, "--pool=solo")
+
+
+@pytest.fixture
+def prefork_worker(broker_url: str, producer: None) -> Iterator[Callable[[], str]]:
+    """The same with one pool process, as production runs workers."""
+    yield from _worker(broker_url, "--pool=prefork")
+
+
+def _worker(broker_url: str, pool: str) -> Iterator[Callable[[], str]]:
     env = {
         **os.environ,
         "REDIS_URL": broker_url,
@@ -121,7 +131,7 @@ def worker(broker_url: str, producer: None) -> Iterator[Callable[[], str]]:
     log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)  # noqa: SIM115
     command = [
         *(sys.executable, "-m", "celery", "-A", "backend", "worker"),
-        *("--pool=solo", "--concurrency=1", "-l", "warning", "--without-gossip"),
+        *(pool, "--concurrency=1", "-l", "warning", "--without-gossip"),
         *("--without-mingle", "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"),
     ]
     process = subprocess.Popen(  # noqa: S603  # our own interpreter, fixed arguments
@@ -221,3 +231,36 @@ def test_the_score_job_sent_through_redis_scores_the_tree(worker):
     assert [scored[m.id].rank for m in reversed(replies)] == [0, 1, 2]
     assert all(m.consensus_strength is not None for m in scored.values())
     assert Message.objects.get(pk=root.pk).replies_agreement == pytest.approx(1.0)
+
+
+def worker_connections() -> dict[int, str]:
+    """The worker's connections to this test database: pid, the last statement run."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, query FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
+        )
+        return dict(cursor.fetchall())
+
+
+def test_a_pool_process_keeps_its_database_connection_from_job_to_job(prefork_worker):
+    # Celery's Django fix-up would close Django's connection pool after every job in a
+    # pool process (celery/celery#10554): each job would open a new pool and connection.
+    from backend.trees.jobs import score_tree_job
+
+    seen = []
+    for _ in range(2):
+        root = make_tree(state=State.READY_FOR_SCORING, rankings_needed=2)
+        ranked_replies(root)
+        score_tree_job.delay(str(root.tree_id))
+        wait_for(lambda root=root: state_of(root.tree_id) == State.READY_FOR_EXPORT, prefork_worker)
+        time.sleep(0.5)  # the job's end: its connection goes back to the pool
+        seen.append(worker_connections())
+
+    # The connection that ran the first job (its last statement the job's COMMIT) is still
+    # open after the second: closed, it would be gone, and the second job would have opened
+    # another.
+    ran_first_job = {pid for pid, query in seen[0].items() if query == "COMMIT"}
+    assert ran_first_job, seen
+    assert ran_first_job <= seen[1].keys(), seen
