@@ -415,6 +415,8 @@ def _check_slot(task: Task) -> None:
     assert slot is not None
     if tree.state == State.HALTED_BY_MODERATOR:
         raise TreeHalted("A moderator halted this tree; its tasks are closed.")
+    if slot.deleted:  # before the lease: deleting a message ends the leases on it
+        raise TreeMovedOn("The message this task works on was removed; ask for a new task.")
     if slot.lease_task_id != task.id:
         raise TaskExpired("The task's lease ran out and its slot went to someone else.")
     expected = {
@@ -422,8 +424,6 @@ def _check_slot(task: Task) -> None:
         "reply": (State.GROWING,),
         "rank": (State.RANKING,),
     }[_family(task.type)]
-    if slot.deleted:
-        raise TreeMovedOn("The message this task works on was removed; ask for a new task.")
     if tree.state not in expected:
         raise TreeMovedOn(f"The tree moved on (it is {tree.state}); ask for a new task.")
 

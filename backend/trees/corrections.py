@@ -140,12 +140,17 @@ def recount_children(message_ids: Iterable[UUID]) -> None:
 
 
 def set_deleted(*, message: Message, deleted: bool) -> list[UUID]:
-    """Delete or restore a message with everything below it; returns the ids changed."""
+    """Delete or restore a message with everything below it; returns the ids changed.
+
+    Deleting also ends the leases on those messages: nobody may work on them any more, and
+    a tree whose only pending work was there can move on. The tasks themselves stay open
+    until their holders submit (refused: the message was removed) or they expire."""
     ids = subtree_ids(message.pk)
     changed = list(
         Message.objects.filter(pk__in=ids).exclude(deleted=deleted).values_list("id", flat=True)
     )
-    Message.objects.filter(pk__in=ids).update(deleted=deleted)
+    no_lease = {"lease_task_id": None, "lease_until": None} if deleted else {}
+    Message.objects.filter(pk__in=ids).update(deleted=deleted, **no_lease)
     recount_children(ids)
     if message.parent_id:
         recount_children([message.parent_id])

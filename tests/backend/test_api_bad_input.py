@@ -689,6 +689,31 @@ def test_a_review_of_a_message_deleted_meanwhile_is_refused(bob, review_task):
     assert error["message"] == "The message this task works on was removed; ask for a new task."
 
 
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_message_ends_the_leases_on_it_and_its_tree_may_move_on(volunteer, bob):
+    # Found by bench/soak.py: auto-moderation hid a reply under a volunteer's review task,
+    # the tree moved to ranking (its only pending review was gone), and the lease stayed
+    # live on a deleted message in a tree that no longer wanted the work.
+    from backend.core.invariants import check_database
+
+    moderator = volunteer(role=Role.MODERATOR)
+    message_id = pending_reply().pk
+    review_task = lease(bob, "label_assistant_reply")
+    assert review_task["message_id"] == str(message_id)
+    deleted = moderator.post(f"/api/v1/messages/{message_id}/delete/", {"reason": "spam"})
+    assert deleted.status_code == 200, deleted.content
+
+    slot = Message.objects.get(pk=message_id)
+    assert (slot.deleted, slot.lease_task_id, slot.lease_until) == (True, None, None)
+    broken = check_database()
+    assert "no live lease on a deleted message" not in broken
+    assert "a live lease only on work its tree still needs" not in broken
+    error = refuses_and_keeps(
+        lambda: bob.submit(review_task["id"], key="k", labels=GOOD_LABELS), 409, "tree_moved_on"
+    )
+    assert error["message"] == "The message this task works on was removed; ask for a new task."
+
+
 # --- Skipping ------------------------------------------------------------------------------
 
 
