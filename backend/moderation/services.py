@@ -176,6 +176,7 @@ def delete_message(
     if message.deleted:
         raise Conflict("The message is deleted already.")
     changed = corrections.set_deleted(message=message, deleted=True)
+    _end_tasks_on(changed)
     if message.parent_id is None and tree.state not in (
         State.HALTED_BY_MODERATOR,
         *rules.TERMINAL_STATES,
@@ -191,6 +192,14 @@ def delete_message(
     )  # fmt: skip
     message.refresh_from_db()
     return message
+
+
+def _end_tasks_on(message_ids: list[UUID]) -> None:
+    """The open tasks on deleted messages end now (the deletion ended their leases): the
+    expiry job closes them, and their holders are told the message was removed."""
+    Task.objects.filter(
+        slot_id__in=message_ids, status=TaskStatus.LEASED, expires_at__gt=timezone.now()
+    ).update(expires_at=timezone.now())
 
 
 @transaction.atomic
@@ -403,7 +412,9 @@ def purge_user(
     for message in Message.objects.filter(author=user, deleted=False).order_by("depth"):
         message.refresh_from_db()
         if not message.deleted:  # not already gone under an earlier one of theirs
-            deleted += len(corrections.set_deleted(message=message, deleted=True))
+            changed = corrections.set_deleted(message=message, deleted=True)
+            _end_tasks_on(changed)
+            deleted += len(changed)
     removed = corrections.remove_votes_of(user_id=user.pk)
     Task.objects.filter(
         user=user, status=TaskStatus.SUBMITTED, type__in=[*LABEL_TYPES, *RANK_TYPES]

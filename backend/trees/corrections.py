@@ -143,8 +143,7 @@ def set_deleted(*, message: Message, deleted: bool) -> list[UUID]:
     """Delete or restore a message with everything below it; returns the ids changed.
 
     Deleting also ends the leases on those messages: nobody may work on them any more, and
-    a tree whose only pending work was there can move on. The tasks themselves stay open
-    until their holders submit (refused: the message was removed) or they expire."""
+    a tree whose only pending work was there can move on (moderation ends their tasks)."""
     ids = subtree_ids(message.pk)
     changed = list(
         Message.objects.filter(pk__in=ids).exclude(deleted=deleted).values_list("id", flat=True)

@@ -705,13 +705,25 @@ def test_deleting_a_message_ends_the_leases_on_it_and_its_tree_may_move_on(volun
 
     slot = Message.objects.get(pk=message_id)
     assert (slot.deleted, slot.lease_task_id, slot.lease_until) == (True, None, None)
+    assert Task.objects.get(pk=review_task["id"]).expires_at <= timezone.now()  # ended too
     broken = check_database()
-    assert "no live lease on a deleted message" not in broken
-    assert "a live lease only on work its tree still needs" not in broken
-    error = refuses_and_keeps(
-        lambda: bob.submit(review_task["id"], key="k", labels=GOOD_LABELS), 409, "tree_moved_on"
-    )
-    assert error["message"] == "The message this task works on was removed; ask for a new task."
+    for rule in (
+        "no live lease on a deleted message",
+        "a live lease only on work its tree still needs",
+        "a live leased task holds its slot",
+    ):
+        assert rule not in broken
+    for _ in range(2):  # before and after the expiry job closes the task
+        error = refuses_and_keeps(
+            lambda: bob.submit(review_task["id"], key="k", labels=GOOD_LABELS),
+            409,
+            "tree_moved_on",
+        )
+        assert error["message"] == (
+            "The message this task works on was removed; ask for a new task."
+        )
+        expire_tasks()
+    assert Task.objects.get(pk=review_task["id"]).status == "expired"
 
 
 # --- Skipping ------------------------------------------------------------------------------
