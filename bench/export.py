@@ -328,7 +328,7 @@ def copy_rate(url: str) -> dict[str, float]:
     query = stream_query(ExportOptions.from_json({"states": ["ready_for_export"]}))
     with psycopg.connect(url) as conn:
         best: dict[str, float] = {}
-        for _ in range(3):  # the best of three: the first warms the cache, others disturb one
+        for _ in range(3):  # the first warms the cache; the best of three resists a disturbed run
             rows = size = 0
             t0 = time.perf_counter()
             with conn.cursor().copy(f"COPY ({query}) TO STDOUT") as copy:  # type: ignore[arg-type]

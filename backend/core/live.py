@@ -98,11 +98,11 @@ def load_channel_layer() -> None:
     came at a random time in each pool process (the first job of it that sent an event)
     and made that job slower. Never raises (live updates are optional, and a process that
     failed to start would be started again and again): a layer that cannot be built is
-    logged here, and the events then sent are dropped (_send)."""
+    logged (once) and the events then sent are dropped (_send)."""
     try:
         get_channel_layer()
     except Exception as exc:
-        log.warning("the channel layer cannot be built; live updates will be dropped: %s", exc)
+        _note_unbuildable(exc)
 
 
 def broadcast(group: str, event: dict[str, Any]) -> None:

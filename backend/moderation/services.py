@@ -175,8 +175,7 @@ def delete_message(
     tree, message = locked_message(message_id)
     if message.deleted:
         raise Conflict("The message is deleted already.")
-    changed = corrections.set_deleted(message=message, deleted=True)
-    _end_tasks_on(changed)
+    changed = _delete_subtree(message)
     if message.parent_id is None and tree.state not in (
         State.HALTED_BY_MODERATOR,
         *rules.TERMINAL_STATES,
@@ -194,12 +193,16 @@ def delete_message(
     return message
 
 
-def _end_tasks_on(message_ids: list[UUID]) -> None:
-    """The open tasks on deleted messages end now (the deletion ended their leases): the
-    expiry job closes them, and their holders are told the message was removed."""
-    Task.objects.filter(
-        slot_id__in=message_ids, status=TaskStatus.LEASED, expires_at__gt=timezone.now()
-    ).update(expires_at=timezone.now())
+def _delete_subtree(message: Message) -> list[UUID]:
+    """Delete the message with everything below it (the ids changed), and end the open
+    tasks on them as the deletion ended their leases: their time is up now, the expiry job
+    closes them, and their holders are told the message was removed."""
+    changed = corrections.set_deleted(message=message, deleted=True)
+    now = timezone.now()
+    Task.objects.filter(slot_id__in=changed, status=TaskStatus.LEASED, expires_at__gt=now).update(
+        expires_at=now
+    )
+    return changed
 
 
 @transaction.atomic
@@ -412,9 +415,7 @@ def purge_user(
     for message in Message.objects.filter(author=user, deleted=False).order_by("depth"):
         message.refresh_from_db()
         if not message.deleted:  # not already gone under an earlier one of theirs
-            changed = corrections.set_deleted(message=message, deleted=True)
-            _end_tasks_on(changed)
-            deleted += len(changed)
+            deleted += len(_delete_subtree(message))
     removed = corrections.remove_votes_of(user_id=user.pk)
     Task.objects.filter(
         user=user, status=TaskStatus.SUBMITTED, type__in=[*LABEL_TYPES, *RANK_TYPES]

@@ -305,9 +305,11 @@ def _submit(
             assert task.result_id is not None
             return Submission(task=task, result_id=task.result_id, replayed=True)
         raise TaskAlreadyDone("This task was submitted already.", result_id=str(task.result_id))
-    if task.status in (TaskStatus.LEASED, TaskStatus.EXPIRED) and _slot_removed(task):
-        # Deleting the message ended the task: say why, also once the expiry job closed it.
-        raise TreeMovedOn(REMOVED)
+    removed = task.slot is not None and task.slot.deleted
+    if removed and task.status in (TaskStatus.LEASED, TaskStatus.EXPIRED):
+        # Deleting the message ended the task and its lease: say why, also once the expiry
+        # job closed it (moderation.services._delete_subtree).
+        raise TreeMovedOn("The message this task works on was removed; ask for a new task.")
     if task.status == TaskStatus.EXPIRED:
         raise TaskExpired("The task's time ran out; ask for a new one.")
     if task.status != TaskStatus.LEASED:
@@ -418,8 +420,6 @@ def _check_slot(task: Task) -> None:
     assert slot is not None
     if tree.state == State.HALTED_BY_MODERATOR:
         raise TreeHalted("A moderator halted this tree; its tasks are closed.")
-    if slot.deleted:  # before the lease: deleting a message ends the leases on it
-        raise TreeMovedOn(REMOVED)
     if slot.lease_task_id != task.id:
         raise TaskExpired("The task's lease ran out and its slot went to someone else.")
     expected = {
@@ -429,13 +429,6 @@ def _check_slot(task: Task) -> None:
     }[_family(task.type)]
     if tree.state not in expected:
         raise TreeMovedOn(f"The tree moved on (it is {tree.state}); ask for a new task.")
-
-
-REMOVED = "The message this task works on was removed; ask for a new task."
-
-
-def _slot_removed(task: Task) -> bool:
-    return task.slot_id is not None and task.slot is not None and task.slot.deleted
 
 
 def _family(task_type: str) -> str:
