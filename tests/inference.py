@@ -31,12 +31,21 @@ def tiny_server(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-d
         yield url
 
 
+def _forget_backoff() -> None:
+    """Forget an earlier test's pause of the assistant's candidates. Only that key: the
+    cache may share its Redis database with the broker of another test process, whose
+    queues a FLUSHDB would empty under it."""
+    from django.core.cache import cache
+
+    from backend.assistant.candidates import BACKOFF_KEY
+
+    cache.delete(BACKOFF_KEY)
+
+
 @pytest.fixture
 def inference(settings, tiny_server: str) -> str:  # type: ignore[no-untyped-def]
     """Point INFERENCE_URL at the tiny model."""
-    from django.core.cache import cache
-
-    cache.clear()
+    _forget_backoff()
     settings.INFERENCE_URL = tiny_server
     settings.INFERENCE_MODEL = ""
     settings.INFERENCE_MAX_TOKENS = 24
@@ -54,9 +63,7 @@ def closed_port_url() -> str:
 
 @pytest.fixture
 def inference_down(settings) -> str:  # type: ignore[no-untyped-def]
-    from django.core.cache import cache
-
-    cache.clear()
+    _forget_backoff()
     settings.INFERENCE_URL = closed_port_url()
     settings.INFERENCE_MODEL = ""
     settings.INFERENCE_CONNECT_TIMEOUT = 2.0
@@ -66,9 +73,7 @@ def inference_down(settings) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def inference_stalled(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A server that takes connections and never answers (the kernel accepts them)."""
-    from django.core.cache import cache
-
-    cache.clear()
+    _forget_backoff()
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)

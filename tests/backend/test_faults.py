@@ -21,9 +21,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -38,6 +39,8 @@ from tests.backend.test_celery_worker import (  # noqa: F401 (fixtures, asked fo
     reset_broker_pools,
 )
 from tests.conftest import PROJECT_ROOT
+
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -492,7 +495,7 @@ class LiveListener:
             await self.layer.group_add("tasks.en", channel)
             return channel
 
-        self.channel = asyncio.run(join())
+        self.channel = _run_apart(join())
 
     def received(self, timeout: float) -> dict | None:
         async def receive() -> dict | None:
@@ -501,7 +504,15 @@ class LiveListener:
             except TimeoutError:
                 return None
 
-        return asyncio.run(receive())
+        return _run_apart(receive())
+
+
+def _run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on a thread of its own: a session's Playwright browser
+    (tests/frontend) keeps an event loop running on the test's thread, where asyncio.run
+    would refuse to start."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def task_loop(http: httpx.Client, n: int) -> list[int]:
