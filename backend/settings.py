@@ -217,8 +217,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "backend.tasks.jobs.expire_tasks_job",
         "schedule": env.float("CHORUS_EXPIRE_SECONDS", default=60.0),
     },
-    # Exports whose worker died; CHORUS_EXPORT_STALE_MINUTES decides which, so a coarse
-    # interval is enough.
+    # Exports whose worker died (CHORUS_EXPORT_STALE_MINUTES decides which) or whose job
+    # never reached the broker (CHORUS_EXPORT_REQUEUE_MINUTES): a coarse interval is enough.
     "recover-stale-exports": {
         "task": "backend.exports.jobs.recover_stale_exports_job",
         "schedule": 600.0,
@@ -262,6 +262,10 @@ CHORUS_DATASET_LICENSE = env.str("CHORUS_DATASET_LICENSE", default="apache-2.0")
 # An export still running after this long lost its worker: it is marked failed and its
 # temporary folder removed. Keep it above the longest export you expect.
 CHORUS_EXPORT_STALE_MINUTES = env.float("CHORUS_EXPORT_STALE_MINUTES", default=120.0)
+# An export still waiting for a worker after this long has its job sent again (by the
+# recovery job, every 10 minutes): the first may never have reached the broker. A job
+# delivered twice runs once.
+CHORUS_EXPORT_REQUEUE_MINUTES = env.float("CHORUS_EXPORT_REQUEUE_MINUTES", default=10.0)
 # `push_dataset` publishes versions to this Hugging Face dataset repo (ORG/NAME) with a
 # write token; both may also be given to the command.
 CHORUS_HF_DATASET_REPO = env.str("CHORUS_HF_DATASET_REPO", default="")

@@ -18,7 +18,9 @@ def run_export_job(export_id: str) -> int | None:
 
 @shared_task
 def recover_stale_exports_job() -> int:
-    return services.recover_stale_exports()
+    lost = services.recover_stale_exports()
+    services.requeue_waiting_exports()
+    return lost
 
 
 # The token comes from settings on the worker, never through the broker. A failed push

@@ -340,6 +340,28 @@ def recover_stale_exports() -> int:
     return lost
 
 
+def requeue_waiting_exports() -> int:
+    """Send the job again for every export still pending after
+    CHORUS_EXPORT_REQUEUE_MINUTES; the number sent.
+
+    An export's job is sent once its row commits, and a broker that cannot be reached then
+    loses it (backend.celery.ChorusJob): the export would wait for a worker forever. One
+    that is merely queued behind a long export gets a second copy, which is harmless: the
+    run lock and the claim make a job delivered twice run once.
+    """
+    from backend.exports import jobs  # jobs import services; imported here to avoid a cycle
+
+    waited = timezone.now() - timedelta(minutes=settings.CHORUS_EXPORT_REQUEUE_MINUTES)
+    waiting = DatasetExport.objects.filter(status=ExportStatus.PENDING, created_at__lt=waited)
+    sent = 0
+    for export_id in waiting.order_by("created_at").values_list("id", flat=True):
+        jobs.run_export_job.delay(str(export_id))
+        sent += 1
+    if sent:
+        log.warning("sent the job of %d export(s) still waiting for a worker again", sent)
+    return sent
+
+
 def _last_written(folder: Path) -> float:
     """The newest modification time in the folder: a live run keeps writing its files."""
     newest = folder.stat().st_mtime

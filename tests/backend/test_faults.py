@@ -23,12 +23,14 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from backend.core.cache import FallbackRedisCache
 from tests.backend.faults import PrivateRedis, free_port, redis_server_binary, wait_until
@@ -147,6 +149,45 @@ def test_a_job_sent_after_commit_to_a_dead_broker_is_logged_and_does_not_fail_th
     finally:
         reset_broker_pools(app)
         app.conf.broker_url, app.conf.task_always_eager = before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_whose_job_never_reached_the_broker_runs_once_recovery_sends_it_again(
+    settings, tmp_path, caplog
+):
+    from backend.celery import app
+    from backend.exports import jobs, services
+    from backend.exports.models import DatasetExport, ExportStatus
+    from tests.backend.test_exports import conversation
+
+    settings.CHORUS_EXPORT_DIR = str(tmp_path / "exports")
+    settings.CHORUS_EXPORT_REQUEUE_MINUTES = 10
+    conversation()
+    before = (app.conf.broker_url, app.conf.task_always_eager)
+    reset_broker_pools(app)
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app.conf.task_always_eager = False
+    try:
+        lost = services.start_export(user=None, filters={}, seed=1)
+    finally:
+        reset_broker_pools(app)
+        app.conf.broker_url, app.conf.task_always_eager = before
+    assert "run_export_job not sent, the broker is unreachable" in caplog.text
+    DatasetExport.objects.filter(pk=lost.pk).update(
+        created_at=timezone.now() - timedelta(minutes=11)
+    )
+    recent = services.create_export(user=None, filters={}, seed=1)
+
+    jobs.recover_stale_exports_job.delay().get()
+
+    lost.refresh_from_db()
+    assert (lost.status, lost.version) == (ExportStatus.DONE, 1)
+    assert (tmp_path / "exports" / "v1" / "trees.jsonl.gz").is_file()
+    recent.refresh_from_db()
+    assert recent.status == ExportStatus.PENDING  # waiting for less long: left alone
+    # Sent again while it runs elsewhere or once done, the job does nothing more.
+    jobs.run_export_job.delay(str(lost.pk)).get()
+    assert DatasetExport.objects.filter(status=ExportStatus.DONE).count() == 1
 
 
 # --- The database connection dropped during a submission ---------------------------------
