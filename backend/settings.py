@@ -198,9 +198,9 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "socket_connect_timeout": CHORUS_REDIS_TIMEOUT,
         "socket_timeout": max(CHORUS_REDIS_TIMEOUT, 5.0),
-        # How often a worker looks for messages past the visibility timeout: every
-        # interval seconds, at most 10 and a quarter of the timeout. Kombu 5.7's default
-        # (a scan every tenth 10-second tick) would hand a lost job out up to 100 s late.
+        # A worker looks for messages past the visibility timeout every quarter of it,
+        # kept between 1 and 10 s. Kombu 5.7's default (a scan on every tenth 10-second
+        # tick) would hand a lost job out again up to 100 s late.
         "unacked_restore_interval": int(
             min(10, max(1, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4))
         ),
