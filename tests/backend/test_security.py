@@ -201,6 +201,33 @@ def test_the_api_docs_run_without_inline_script() -> None:
     assert "SwaggerUIBundle" in script.content.decode()
 
 
+@pytest.mark.django_db
+def test_a_browser_gets_the_apis_json_and_drfs_html_pages_are_for_development_only() -> None:
+    user = create_user(username="dev", password="pw")
+    client = Client()
+    client.force_login(user)
+    page = client.get("/api/v1/me/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    assert page.status_code == 200
+    assert page["Content-Type"] == "application/json"
+    assert page.json()["username"] == "dev"
+    # With DEBUG on (a developer's machine) the browsable API is there.
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from backend import settings;"
+            "print(settings.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES'][-1])",
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DEBUG": "1", "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert shown.stdout.strip() == "rest_framework.renderers.BrowsableAPIRenderer"
+
+
 # --- Cookies ---------------------------------------------------------------------------------
 
 

@@ -136,6 +136,13 @@ def test_the_volunteer_pages_work_under_the_policy(  # type: ignore[no-untyped-d
     camera.shoot(volunteer.page, "api-docs")
     volunteer.assert_clean()
 
+    # An API endpoint opened in the browser: its JSON, shown by the browser (DRF's own
+    # pages, which the policy would break, are for DEBUG only).
+    response = volunteer.goto("/api/v1/me/")
+    assert response.header_value("content-type") == "application/json"
+    expect(volunteer.page.locator("body")).to_contain_text('"username"')
+    volunteer.assert_clean()
+
 
 def test_the_moderation_queue_works_under_the_policy(  # type: ignore[no-untyped-def]
     new_live_page, camera, quick_trees
