@@ -346,8 +346,8 @@ def requeue_waiting_exports() -> int:
 
     An export's job is sent once its row commits, and a broker that cannot be reached then
     loses it (backend.celery.ChorusJob): the export would wait for a worker forever. One
-    that is merely queued behind a long export gets a second copy, which is harmless: the
-    run lock and the claim make a job delivered twice run once.
+    that is merely queued behind a long export gets another copy at each recovery run,
+    which is harmless: the run lock and the claim make a job delivered twice run once.
     """
     from backend.exports import jobs  # jobs import services; imported here to avoid a cycle
 
