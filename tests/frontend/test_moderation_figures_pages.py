@@ -215,6 +215,53 @@ def test_bad_export_options_are_shown_beside_their_field_and_nothing_starts(mod_
     assert not DatasetExport.objects.exists()
 
 
+BANNER = "The export options are not valid; see the fields below."
+
+
+def languages_field(html: str) -> str:
+    """The Languages field's markup, up to the next field."""
+    start = html.index('<label for="x-langs">')
+    return html[start : html.index('<div class="field">', start)]
+
+
+def test_a_bad_language_is_named_beside_the_languages_field_and_nothing_starts(mod_client):
+    TreeFactory(lang="en")
+
+    not_codes = mod_client.post(
+        "/moderation/exports/", {"states": ["ready_for_export"], "langs": "zz, <b>x</b>"}
+    )
+    no_trees = mod_client.post(
+        "/moderation/exports/", {"states": ["ready_for_export"], "langs": "en, zz"}
+    )
+
+    assert (not_codes.status_code, no_trees.status_code) == (400, 400)
+    html = not_codes.content.decode()
+    assert BANNER in html
+    field = languages_field(html)
+    assert "not language codes like en or pt-BR: &lt;b&gt;x&lt;/b&gt;" in field
+    assert "<b>x</b>" not in html
+    html = no_trees.content.decode()
+    assert BANNER in html
+    assert "no tree is in these languages: zz" in languages_field(html)
+    assert not DatasetExport.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["since", "until"])
+def test_a_date_that_is_not_one_gets_the_banner_and_an_example_beside_its_field(mod_client, field):
+    response = mod_client.post(
+        "/moderation/exports/", {"states": ["ready_for_export"], field: "yesterday"}
+    )
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert BANNER in html
+    beside = html[html.index(f'<label for="x-{field}">') :]
+    beside = beside[: beside.index("</div>")]
+    assert '<p class="errors">An ISO date, e.g. 2026-11-25.</p>' in beside
+    assert "isoformat" not in html
+    assert not DatasetExport.objects.exists()
+
+
 def test_only_moderators_may_download_or_push_an_export(mod_client):
     export = DatasetExport.objects.create(seed=1)
     volunteer = client_for(Role.VOLUNTEER)
