@@ -4,6 +4,7 @@ and an export from the form to the downloaded archive."""
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from datetime import timedelta
 from pathlib import Path
@@ -213,6 +214,34 @@ def test_bad_export_options_are_shown_beside_their_field_and_nothing_starts(mod_
         response.content.decode()
     )
     assert not DatasetExport.objects.exists()
+
+
+def test_each_done_version_in_the_list_shows_its_trees_and_messages(mod_client):
+    def done(version: int, trees: int, messages: int) -> DatasetExport:
+        return DatasetExport.objects.create(
+            seed=1,
+            status=ExportStatus.DONE,
+            version=version,
+            progress=1.0,
+            stats={"trees": trees, "messages": messages},
+        )
+
+    empty, full, single = done(1, 0, 0), done(2, 120, 2345), done(3, 1, 1)
+    running = DatasetExport.objects.create(seed=1, status=ExportStatus.RUNNING, progress=0.5)
+
+    html = mod_client.get("/moderation/exports/").content.decode()
+
+    def counts(export: DatasetExport) -> str:
+        row = re.search(rf'data-export="{export.pk}".*?</tr>', html, re.DOTALL)
+        assert row is not None
+        shown = re.search(r"data-counts>(.*?)</span></span>", row.group())
+        return re.sub(r"<.*?>", "", shown.group(1)) if shown else ""
+
+    assert counts(empty) == "0 trees · 0 messages"
+    assert 'class="counts badge warn" data-counts' in html  # an empty version stands out
+    assert counts(full) == "120 trees · 2345 messages"
+    assert counts(single) == "1 tree · 1 message"
+    assert counts(running) == ""
 
 
 BANNER = "The export options are not valid; see the fields below."
