@@ -9,6 +9,7 @@ the tree (the language of its root prompt), so they keep or drop whole trees.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,6 +22,12 @@ from backend.trees.rules import State
 BRANCH_POLICIES = ("best", "all")
 # "accepted": only messages whose review accepted them; "any": every verdict, pending too.
 REVIEW_CHOICES = ("accepted", "any")
+# A language as trees record it: a lowercase ISO 639 code, then any subtags, as the
+# OpenAssistant data writes them ("en", "pt-BR", "zh-Hant-TW"); at most 16 characters.
+_LANG_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+_LANG_MAX_LENGTH = 16
+# The wording of the moderators' message search for a date it cannot read.
+_BAD_DATE = "An ISO date, e.g. 2026-11-25."
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,14 @@ def _states(value: Any) -> tuple[str, ...]:
     return states
 
 
+def _langs(value: Any) -> tuple[str, ...]:
+    langs = _strings(value)
+    bad = [lang for lang in langs if len(lang) > _LANG_MAX_LENGTH or not _LANG_CODE.fullmatch(lang)]
+    if bad:
+        raise ValueError(f"not language codes like en or pt-BR: {', '.join(bad)}")
+    return langs
+
+
 def _choice(choices: tuple[str, ...]) -> Any:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -135,6 +150,15 @@ def _max_labels(value: Any) -> tuple[tuple[str, float], ...]:
 def _moment(value: Any, *, end_of_day: bool) -> datetime:
     """An ISO date or datetime, in UTC when it names no zone. A bare date for `until`
     means the end of that day, since "until 2024-01-31" includes the 31st."""
+    try:
+        return _parse_moment(value, end_of_day=end_of_day)
+    except (TypeError, ValueError, OverflowError):
+        # Python's own words ("Invalid isoformat string") mean nothing to a moderator, and
+        # the day after 9999-12-31 overflows.
+        raise ValueError(_BAD_DATE) from None
+
+
+def _parse_moment(value: Any, *, end_of_day: bool) -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
@@ -143,16 +167,16 @@ def _moment(value: Any, *, end_of_day: bool) -> datetime:
     elif isinstance(value, str):
         text = value.strip()
         if len(text) == 10:  # YYYY-MM-DD
-            return _moment(date.fromisoformat(text), end_of_day=end_of_day)
+            return _parse_moment(date.fromisoformat(text), end_of_day=end_of_day)
         moment = datetime.fromisoformat(text)
     else:
-        raise ValueError("must be an ISO 8601 date or datetime")
+        raise TypeError("not a date")
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 _PARSERS: dict[str, Any] = {
     "states": _states,
-    "langs": _strings,
+    "langs": _langs,
     "review": _choice(REVIEW_CHOICES),
     "include_deleted": _flag,
     "include_synthetic": _flag,

@@ -10,7 +10,7 @@ import contextlib
 import gc
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from backend.core.errors import NotFound
 from backend.exports.formats import MessageRow
 from backend.exports.models import DatasetExport, ExportStatus, Takedown
 from backend.exports.options import ExportOptions
-from backend.trees.models import Message
+from backend.trees.models import Message, MessageTree
 
 # Trees fetched per round trip when the stream reads through a server-side cursor (inside
 # a transaction), and COPY blocks queued ahead of the formatting (outside one): memory
@@ -262,6 +262,15 @@ def _message_row(m: list[Any]) -> MessageRow:
     m[17] = m[17] or {}
     m.append(created)  # created_iso
     return MessageRow(*m)
+
+
+def languages_without_trees(langs: Iterable[str]) -> list[str]:
+    """Those of `langs` that no conversation tree is in, whatever its state, sorted."""
+    wanted = set(langs)
+    if not wanted:
+        return []
+    found = MessageTree.objects.filter(lang__in=wanted).values_list("lang", flat=True)
+    return sorted(wanted - set(found.order_by().distinct()))
 
 
 def get_export(export_id: UUID) -> DatasetExport:

@@ -35,7 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.core.errors import Conflict, NotFound
+from backend.core.errors import Conflict, InvalidInput, NotFound
 from backend.exports import selectors
 from backend.exports.card import CardInput, render_card
 from backend.exports.formats import Anonymiser, format_tree
@@ -65,12 +65,19 @@ def export_root() -> Path:
 def create_export(
     *, user: User | None, filters: Mapping[str, Any] | None, seed: int | None = None
 ) -> DatasetExport:
-    """A pending export with checked options (InvalidInput otherwise).
+    """A pending export with checked options (InvalidInput otherwise, also for a language
+    that no tree is in: such an export could only publish an empty version).
 
     Without a seed the previous version's is reused, so every tree keeps its split from
     version to version; only the first export draws one.
     """
     options = ExportOptions.from_json(filters)
+    missing = selectors.languages_without_trees(options.langs)
+    if missing:
+        raise InvalidInput(
+            "The export options are not valid.",
+            fields={"langs": [f"no tree is in these languages: {', '.join(missing)}"]},
+        )
     if seed is None:
         previous = selectors.previous_export()
         seed = previous.seed if previous is not None else secrets.randbelow(2**31)

@@ -242,6 +242,28 @@ def test_bad_options_are_refused_before_anything_is_created():
     assert not DatasetExport.objects.exists()
 
 
+def test_an_export_in_languages_no_tree_is_in_is_refused_naming_them():
+    conversation(lang="en")
+    TreeFactory(state=State.GROWING, lang="pt-BR")  # any state will do: the filter may add it
+
+    with pytest.raises(InvalidInput) as caught:
+        services.create_export(user=None, filters={"langs": ["en", "zz", "pt-BR", "yy"]})
+
+    assert caught.value.fields == {"langs": ["no tree is in these languages: yy, zz"]}
+    assert not DatasetExport.objects.exists()
+    assert services.create_export(user=None, filters={"langs": ["en", "pt-BR"]}).filters[
+        "langs"
+    ] == ["en", "pt-BR"]
+
+
+def test_the_command_refuses_a_language_no_tree_is_in():
+    conversation(lang="en")
+
+    with pytest.raises(CommandError, match="langs: no tree is in these languages: zz"):
+        call_command("export_dataset", "--lang", "en", "zz")
+    assert not DatasetExport.objects.exists()
+
+
 # --- the round trip -----------------------------------------------------------------------
 
 

@@ -116,6 +116,36 @@ def test_splits_must_leave_trees_to_train_on_and_until_must_follow_since():
     assert set(caught.value.fields) == {"validation", "until"}
 
 
+def test_languages_must_be_language_codes_and_the_refusal_names_the_bad_ones():
+    accepted = ExportOptions.from_json({"langs": ["en", "pt-BR", "zh-Hant-TW", "ast"]})
+    assert accepted.langs == ("ast", "en", "pt-BR", "zh-Hant-TW")
+
+    with pytest.raises(InvalidInput) as caught:
+        ExportOptions.from_json({"langs": ["zz", "<b>x</b>", "EN", "en_US", "e", "en-"]})
+
+    assert caught.value.fields == {
+        "langs": ["not language codes like en or pt-BR: <b>x</b>, EN, e, en-, en_US"]
+    }
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2024-02-30", "2024-13-01T10:00", "", 20240101])
+def test_a_date_that_cannot_be_read_is_refused_with_an_example_of_one(bad):
+    with pytest.raises(InvalidInput) as caught:
+        ExportOptions.from_json({"since": bad, "until": bad})
+
+    assert caught.value.fields == {
+        "since": ["An ISO date, e.g. 2026-11-25."],
+        "until": ["An ISO date, e.g. 2026-11-25."],
+    }
+
+
+def test_until_the_last_day_of_the_calendar_is_refused_rather_than_overflowing():
+    with pytest.raises(InvalidInput) as caught:
+        ExportOptions.from_json({"until": "9999-12-31"})
+
+    assert caught.value.fields == {"until": ["An ISO date, e.g. 2026-11-25."]}
+
+
 def test_a_bare_until_date_includes_that_whole_day():
     options = ExportOptions.from_json({"since": "2024-01-01", "until": "2024-01-31"})
 

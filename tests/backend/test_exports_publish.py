@@ -26,6 +26,7 @@ from backend.core.errors import Conflict, InvalidInput, NotFound, PublishFailed
 from backend.exports import jobs, publishing, services
 from backend.exports.models import DatasetExport, ExportStatus
 from tests.backend.test_exports import conversation
+from tests.factories import TreeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -431,6 +432,7 @@ def test_a_run_given_up_as_lost_does_not_publish_when_it_finally_finishes(export
 
 
 def test_retrying_a_failed_export_creates_a_pending_one_with_the_same_filters_and_seed():
+    TreeFactory(lang="de")
     failed = DatasetExport.objects.create(
         seed=42, filters={"langs": ["de"]}, status=ExportStatus.FAILED, error="worker lost"
     )

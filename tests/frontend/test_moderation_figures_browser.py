@@ -81,3 +81,29 @@ def test_a_running_exports_progress_bar_moves_and_the_page_shows_the_version_whe
     page.wait_for_selector("text=Download (tar)")
     camera.shoot(page, "done")
     assert page.locator("text=Push to the Hub").is_visible()
+
+
+def test_a_versions_trees_and_messages_show_beside_its_status_on_a_phone(
+    new_page, camera, moderator, tmp_path
+):
+    empty, full = (
+        DatasetExport.objects.create(
+            seed=1,
+            status=ExportStatus.DONE,
+            version=version,
+            progress=1.0,
+            path=str(tmp_path),
+            stats={"trees": trees, "messages": messages},
+        )
+        for version, trees, messages in ((1, 0, 0), (2, 120, 2345))
+    )
+    phone = new_page(width=390, height=844)
+    log_in(phone, "mia")
+    phone.goto("/moderation/exports/")
+    camera.shoot(phone, "versions-phone", full_page=False)
+
+    for export, shown in ((empty, "0 trees · 0 messages"), (full, "120 trees · 2345 messages")):
+        counts = phone.locator(f"tr[data-export='{export.pk}'] [data-counts]")
+        expect(counts).to_have_text(shown)
+        expect(counts).to_be_in_viewport(ratio=1)  # without scrolling the table sideways
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390

@@ -4,6 +4,7 @@ and an export from the form to the downloaded archive."""
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from datetime import timedelta
 from pathlib import Path
@@ -212,6 +213,81 @@ def test_bad_export_options_are_shown_beside_their_field_and_nothing_starts(mod_
     assert "validation and test together must leave some trees to train on" in (
         response.content.decode()
     )
+    assert not DatasetExport.objects.exists()
+
+
+def test_each_done_version_in_the_list_shows_its_trees_and_messages(mod_client):
+    def done(version: int, trees: int, messages: int) -> DatasetExport:
+        return DatasetExport.objects.create(
+            seed=1,
+            status=ExportStatus.DONE,
+            version=version,
+            progress=1.0,
+            stats={"trees": trees, "messages": messages},
+        )
+
+    empty, full, single = done(1, 0, 0), done(2, 120, 2345), done(3, 1, 1)
+    running = DatasetExport.objects.create(seed=1, status=ExportStatus.RUNNING, progress=0.5)
+
+    html = mod_client.get("/moderation/exports/").content.decode()
+
+    def counts(export: DatasetExport) -> str:
+        row = re.search(rf'data-export="{export.pk}".*?</tr>', html, re.DOTALL)
+        assert row is not None
+        shown = re.search(r"data-counts>(.*?)</span></span>", row.group())
+        return re.sub(r"<.*?>", "", shown.group(1)) if shown else ""
+
+    assert counts(empty) == "0 trees · 0 messages"
+    assert 'class="counts badge warn" data-counts' in html  # an empty version stands out
+    assert counts(full) == "120 trees · 2345 messages"
+    assert counts(single) == "1 tree · 1 message"
+    assert counts(running) == ""
+
+
+BANNER = "The export options are not valid; see the fields below."
+
+
+def languages_field(html: str) -> str:
+    """The Languages field's markup, up to the next field."""
+    start = html.index('<label for="x-langs">')
+    return html[start : html.index('<div class="field">', start)]
+
+
+def test_a_bad_language_is_named_beside_the_languages_field_and_nothing_starts(mod_client):
+    TreeFactory(lang="en")
+
+    not_codes = mod_client.post(
+        "/moderation/exports/", {"states": ["ready_for_export"], "langs": "zz, <b>x</b>"}
+    )
+    no_trees = mod_client.post(
+        "/moderation/exports/", {"states": ["ready_for_export"], "langs": "en, zz"}
+    )
+
+    assert (not_codes.status_code, no_trees.status_code) == (400, 400)
+    html = not_codes.content.decode()
+    assert BANNER in html
+    field = languages_field(html)
+    assert "not language codes like en or pt-BR: &lt;b&gt;x&lt;/b&gt;" in field
+    assert "<b>x</b>" not in html
+    html = no_trees.content.decode()
+    assert BANNER in html
+    assert "no tree is in these languages: zz" in languages_field(html)
+    assert not DatasetExport.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["since", "until"])
+def test_a_date_that_is_not_one_gets_the_banner_and_an_example_beside_its_field(mod_client, field):
+    response = mod_client.post(
+        "/moderation/exports/", {"states": ["ready_for_export"], field: "yesterday"}
+    )
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert BANNER in html
+    beside = html[html.index(f'<label for="x-{field}">') :]
+    beside = beside[: beside.index("</div>")]
+    assert '<p class="errors">An ISO date, e.g. 2026-11-25.</p>' in beside
+    assert "isoformat" not in html
     assert not DatasetExport.objects.exists()
 
 
