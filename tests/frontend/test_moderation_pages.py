@@ -335,6 +335,31 @@ def test_an_unknown_action_is_not_found(mod, root):
     assert mod.post(user_url(root.author, "explode"), {"reason": "x"}).status_code == 404
 
 
+def test_a_form_address_opened_in_the_browser_leads_to_its_page(mod, root, author):
+    # A refused form is shown at the form's address; opening that address again from the
+    # address bar goes to the page the form is on, and does nothing.
+    assert mod.post(message_url(root, "edit"), {"text": "", "reason": "x"}).status_code == 400
+    for url, page in [
+        (message_url(root, "edit"), message_url(root)),
+        (message_url(root, "delete"), message_url(root)),
+        (tree_url(root.tree, "halt"), reverse("tree", args=[root.tree_id])),
+        (user_url(author, "ban"), user_url(author)),
+    ]:
+        assert mod.get(url)["Location"] == page
+    root.refresh_from_db()
+    assert not root.deleted
+    author.refresh_from_db()
+    assert not author.is_banned
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_form_address_refuses_other_methods_on_a_page(mod, root):
+    response = mod.put(message_url(root, "delete"))
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert f'href="{message_url(root)}"' in response.content.decode()
+
+
 def test_a_missing_message_is_not_found(mod, root):
     root_id = root.pk
     Message.objects.filter(pk=root_id).delete()
