@@ -201,20 +201,35 @@ def test_a_moderator_edits_a_message_keeping_the_old_text_as_a_revision(mod, mod
 
 
 @pytest.mark.parametrize(
-    ("fields", "blamed"),
+    ("fields", "blamed", "said"),
     [
-        ({"text": "A new text", "reason": "  "}, "reason"),
-        ({"text": "", "reason": "empty it"}, "text"),
-        ({"text": "Is the sea salty?", "reason": "no change"}, "text"),
+        (
+            {"text": "A new text", "reason": "  "},
+            "reason",
+            "“Reason (goes into the audit log)” is empty; please fill it in.",
+        ),
+        ({"text": "", "reason": "empty it"}, "text", "“Text” is empty; please fill it in."),
+        ({"text": "Is the sea salty?", "reason": "no change"}, "text", "“Text” is the same as"),
+        (
+            {"text": "A new text", "reason": "r" * 1001},
+            "reason",
+            "“Reason (goes into the audit log)” may be at most 1000 characters long.",
+        ),
     ],
+    ids=["no reason", "no text", "unchanged", "long reason"],
 )
-def test_a_refused_edit_is_shown_in_its_form_keeping_what_was_typed(mod, root, fields, blamed):
+def test_a_refused_edit_is_shown_in_its_form_keeping_what_was_typed(
+    mod, root, fields, blamed, said
+):
     response = mod.post(message_url(root, "edit"), fields)
     assert response.status_code == 400
     assert response.context["failed"] == "edit"
     assert blamed in response.context["errors"]
     page = response.content.decode()
     assert 'class="errors" role="alert"' in page
+    # In words, with the field's label: not the service's field name and English.
+    assert said in page
+    assert f"<strong>{blamed}</strong>" not in page
     if fields["text"]:
         assert f">{fields['text']}</textarea>" in page  # the typed text is not lost
     root.refresh_from_db()
@@ -241,6 +256,7 @@ def test_a_delete_without_a_reason_is_refused_in_its_form(mod, root):
     response = mod.post(message_url(root, "delete"), {"reason": ""})
     assert response.status_code == 400
     assert response.context["failed"] == "delete"
+    assert "“Reason” is empty; please fill it in." in response.content.decode()
     root.refresh_from_db()
     assert not root.deleted
     assert root.tree.state == State.GROWING
@@ -399,7 +415,7 @@ def test_a_moderator_bans_and_unbans_a_volunteer(mod, author):
 
 def test_a_ban_without_a_reason_says_so_and_changes_nothing(mod, author):
     response = mod.post(user_url(author, "ban"), {"reason": ""}, follow=True)
-    assert any("Say why" in text for text in flash(response))
+    assert flash(response) == ["Nothing was changed: “Reason” is empty; please fill it in."]
     author.refresh_from_db()
     assert not author.is_banned
     assert not AuditEntry.objects.exists()
