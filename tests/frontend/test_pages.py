@@ -328,6 +328,31 @@ def test_a_task_can_be_skipped_with_a_reason(open_work, newbie_client: Client) -
     assert response["Location"] == reverse("dashboard")
 
 
+def test_a_refused_skip_says_why_in_the_open_skip_panel_keeping_the_reason(
+    open_work, newbie_client: Client
+) -> None:
+    task = start(newbie_client, "assistant_reply")
+    response = newbie_client.post(
+        reverse("skip_task", args=[task.id]), {"reason": "too_long", "note": "n" * 501}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert '<details class="skip-panel" open>' in page
+    assert "at most 500 characters" in page
+    assert "Choose a reason to skip." not in page
+    assert '<option value="too_long" selected>' in page
+    task.refresh_from_db()
+    assert task.status == TaskStatus.LEASED
+
+    response = newbie_client.post(reverse("skip_task", args=[task.id]), {"note": "plants"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Choose a reason to skip." in page
+    assert 'value="plants"' in page
+    task.refresh_from_db()
+    assert task.status == TaskStatus.LEASED
+
+
 def test_a_message_can_be_reported_from_a_task_page(
     open_work, newbie_client: Client, newbie: User
 ) -> None:
