@@ -72,6 +72,12 @@ def field_problem(label: str, problem: str) -> str:
         return _("“%(label)s” must be a whole number.") % words
     if problem == "Must be a number.":
         return _("“%(label)s” must be a number.") % words
+    if problem == "An ISO date, e.g. 2026-11-25.":
+        return _("“%(label)s” must be a date, e.g. 2026-11-25.") % words
+    if problem == "A number from 0 to 1.":
+        return _("“%(label)s” must be a number from 0 to 1.") % words
+    if match := re.fullmatch(r"One of: (.+)\.", problem):
+        return _("“%(label)s” must be one of: %(choices)s.") % {**words, "choices": match[1]}
     if match := re.fullmatch(r"At most (\d+) characters\.", problem):
         limit = int(match[1])
         return ngettext(

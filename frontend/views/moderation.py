@@ -43,6 +43,16 @@ FIELD_LABELS = {
     "resolve": {"reason": gettext_lazy("Note (optional)")},
 }
 REASON_LABEL = {"reason": gettext_lazy("Reason")}
+SEARCH_LABELS = {
+    "q": gettext_lazy("Words"),
+    "author": gettext_lazy("Author (username)"),
+    "lang": gettext_lazy("Language"),
+    "state": gettext_lazy("Tree state"),
+    "label": gettext_lazy("Label"),
+    "label_min": gettext_lazy("at least"),
+    "since": gettext_lazy("Since"),
+    "until": gettext_lazy("Until"),
+}
 
 
 def moderator_page(view: View) -> View:
@@ -316,7 +326,13 @@ def search(request: HttpRequest) -> HttpResponse:
     return render_moderation(
         request,
         "frontend/moderation/search.html",
-        {"filters": filters, "errors": errors, "page": page, "query": request.GET.urlencode()},
+        {
+            "filters": filters,
+            "errors": errors,
+            "error_lines": field_errors(errors, SEARCH_LABELS),
+            "page": page,
+            "query": request.GET.urlencode(),
+        },
     )
 
 

@@ -146,7 +146,10 @@ def test_bad_search_filters_are_shown_and_nothing_is_searched(mod, root):
     assert response.status_code == 200
     assert set(response.context["errors"]) == {"state", "since"}
     assert response.context["page"] is None
-    assert 'role="alert"' in response.content.decode()
+    page = response.content.decode()
+    assert 'role="alert"' in page
+    assert "“Since” must be a date, e.g. 2026-11-25." in page
+    assert "“Tree state” must be one of: initial_prompt_review," in page
 
 
 def test_search_results_cost_a_bounded_number_of_queries(
