@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Django's empty 405 for a form's address opened in the browser becomes a page.
+    "frontend.middleware.MethodNotAllowedMiddleware",
     # Last: refuses a page's form post over its rate limit before its view runs.
     "frontend.middleware.RateLimitMiddleware",
 ]

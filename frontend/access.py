@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
@@ -11,6 +12,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from backend.accounts.models import User
 from backend.accounts.services import needs_terms
@@ -45,3 +48,47 @@ def volunteer_page(*, tutorial: bool = True) -> Callable[[View], View]:
 def error_text(error: ChorusError) -> str:
     """A service's refusal in the reader's language (the service's English as a fallback)."""
     return str(text.ERROR_MESSAGES.get(error.code, error.message))
+
+
+def field_errors(fields: Mapping[str, list[str]], labels: Mapping[str, object]) -> list[str]:
+    """A service's complaints about a form's fields in the reader's language, each field
+    named by the label the form shows for it (a field without one by its name)."""
+    return [
+        field_problem(str(labels.get(field, field)), problem)
+        for field, problems in fields.items()
+        for problem in problems
+    ]
+
+
+def field_problem(label: str, problem: str) -> str:
+    """One of the services' complaints about a field (in English, for the API: "Required.",
+    "At most 1000 characters."), in plain words; one not known here is shown as it is."""
+    words: dict[str, object] = {"label": label}
+    if problem in ("Required.", "May not be blank."):
+        return _("“%(label)s” is empty; please fill it in.") % words
+    if problem == "Unchanged.":
+        return _("“%(label)s” is the same as before.") % words
+    if problem == "Must be a whole number.":
+        return _("“%(label)s” must be a whole number.") % words
+    if problem == "Must be a number.":
+        return _("“%(label)s” must be a number.") % words
+    if problem == "An ISO date, e.g. 2026-11-25.":
+        return _("“%(label)s” must be a date, e.g. 2026-11-25.") % words
+    if problem == "A number from 0 to 1.":
+        return _("“%(label)s” must be a number from 0 to 1.") % words
+    if match := re.fullmatch(r"One of: (.+)\.", problem):
+        return _("“%(label)s” must be one of: %(choices)s.") % {**words, "choices": match[1]}
+    if match := re.fullmatch(r"At most (\d+) characters\.", problem):
+        limit = int(match[1])
+        return ngettext(
+            "“%(label)s” may be at most %(limit)d character long.",
+            "“%(label)s” may be at most %(limit)d characters long.",
+            limit,
+        ) % {**words, "limit": limit}
+    if match := re.fullmatch(r"Must be between (\S+) and (\S+)\.", problem):
+        return _("“%(label)s” must be between %(low)s and %(high)s.") % {
+            **words,
+            "low": match[1],
+            "high": match[2],
+        }
+    return f"{label}: {problem}"

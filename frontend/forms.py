@@ -135,7 +135,11 @@ class LabelForm(forms.Form):
 
 
 class SkipForm(forms.Form):
-    reason = forms.ChoiceField(label=_("Why do you skip?"), choices=list(text.SKIP_REASONS.items()))
+    reason = forms.ChoiceField(
+        label=_("Why do you skip?"),
+        choices=list(text.SKIP_REASONS.items()),
+        error_messages={"required": _("Choose a reason to skip.")},
+    )
     note = forms.CharField(label=_("Note (optional)"), max_length=500, required=False)
 
 

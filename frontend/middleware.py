@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import ngettext
 
@@ -104,3 +105,45 @@ def too_many_requests(request: HttpRequest, wait: int) -> HttpResponse:
         response = render(request, "429.html", context, status=429)
     response["Retry-After"] = str(wait)
     return response
+
+
+# The page each form address belongs to. One whose address names a thing (the message, the
+# task, the chat) is where a browser that opens the form address goes instead; the others
+# are the way on that the error page offers.
+FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "skip_task": ("task", ("task_id",)),
+    "chat_exclude": ("chat", ("chat_id",)),
+    "chat_delete": ("chat", ("chat_id",)),
+    "chat_vote": ("chat", ("chat_id",)),
+    "chat_propose": ("chat", ("chat_id",)),
+    "moderation_message_action": ("moderation_message", ("message_id",)),
+    "moderation_tree_action": ("tree", ("tree_id",)),
+    "moderation_user_action": ("moderation_user", ("user_id",)),
+    "start_task": ("dashboard", ()),
+    "create_api_key": ("profile", ()),
+    "revoke_api_key": ("profile", ()),
+}
+
+
+class MethodNotAllowedMiddleware:
+    """A page opened with a method it does not take (typically a form's address typed into
+    or reloaded from the address bar) gets a page instead of Django's empty 405: the page
+    the form is on when the address names it, else an error page with a way on. The API
+    keeps its own JSON errors."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not isinstance(response, HttpResponseNotAllowed) or request.path.startswith("/api/"):
+            return response
+        match = request.resolver_match
+        found = match.kwargs if match else {}
+        name, keys = FORM_PAGES.get(match.view_name if match else "", ("home", ()))
+        back = reverse(name, kwargs={key: found[key] for key in keys})
+        if keys and request.method in ("GET", "HEAD"):
+            return redirect(back)
+        page = render(request, "405.html", {"back": back}, status=405)
+        page["Allow"] = response["Allow"]
+        return page

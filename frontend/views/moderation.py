@@ -16,6 +16,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from backend.accounts.models import User
@@ -25,11 +26,33 @@ from backend.moderation import selectors, services
 from backend.moderation.models import Action, AuditEntry
 from backend.trees.models import Message
 from backend.trees.selectors import conversation
-from frontend.access import error_text
+from frontend.access import error_text, field_errors
 from frontend.views.pages import safe_next
 
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 PAGE_SIZE = 50
+
+# The labels the moderators' forms show, to name their fields in a refusal: the message
+# page's forms by name; every other form asks for a reason only. (A tree setting's label
+# is its name.)
+FIELD_LABELS = {
+    "edit": {
+        "text": gettext_lazy("Text"),
+        "reason": gettext_lazy("Reason (goes into the audit log)"),
+    },
+    "resolve": {"reason": gettext_lazy("Note (optional)")},
+}
+REASON_LABEL = {"reason": gettext_lazy("Reason")}
+SEARCH_LABELS = {
+    "q": gettext_lazy("Words"),
+    "author": gettext_lazy("Author (username)"),
+    "lang": gettext_lazy("Language"),
+    "state": gettext_lazy("Tree state"),
+    "label": gettext_lazy("Label"),
+    "label_min": gettext_lazy("at least"),
+    "since": gettext_lazy("Since"),
+    "until": gettext_lazy("Until"),
+}
 
 
 def moderator_page(view: View) -> View:
@@ -101,6 +124,7 @@ def _message_page(
             "tree_settings": tree_settings,
             "failed": failed,
             "errors": errors or {},
+            "error_lines": field_errors(errors or {}, FIELD_LABELS.get(failed, REASON_LABEL)),
             "posted": request.POST if failed else {},
         },
         status=status,
@@ -126,8 +150,11 @@ def _act(
             return _message_page(
                 request, message_id, failed=name, errors=error.fields or {}, status=400
             )
-        detail = " ".join(f"{k}: {' '.join(v)}" for k, v in (error.fields or {}).items())
-        messages.error(request, f"{error_text(error)} {detail}".strip())
+        if error.fields:
+            detail = " ".join(field_errors(error.fields, REASON_LABEL))
+            messages.error(request, f"{_('Nothing was changed:')} {detail}")
+        else:
+            messages.error(request, error_text(error))
     except ChorusError as error:
         messages.error(request, error_text(error))
     else:
@@ -299,7 +326,13 @@ def search(request: HttpRequest) -> HttpResponse:
     return render_moderation(
         request,
         "frontend/moderation/search.html",
-        {"filters": filters, "errors": errors, "page": page, "query": request.GET.urlencode()},
+        {
+            "filters": filters,
+            "errors": errors,
+            "error_lines": field_errors(errors, SEARCH_LABELS),
+            "page": page,
+            "query": request.GET.urlencode(),
+        },
     )
 
 

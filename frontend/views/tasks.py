@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -53,19 +53,35 @@ def _own_task(request: HttpRequest, task_id: UUID) -> selectors.TaskContext:
 @volunteer_page()
 def task_page(request: HttpRequest, task_id: UUID) -> HttpResponse:
     context = _own_task(request, task_id)
+    return _task(request, context, request.POST if request.method == "POST" else None)
+
+
+def _task(
+    request: HttpRequest,
+    context: selectors.TaskContext,
+    data: QueryDict | None,
+    skip_form: SkipForm | None = None,
+) -> HttpResponse:
+    """The task's page, handling its form's `data` if sent; a `skip_form` given is a refused
+    skip, shown in its open panel (the draft of a written reply is kept by the browser)."""
     task = context.task
     if task.status != TaskStatus.LEASED:
         messages.info(request, _("This task is closed; take a new one."))
         return redirect("dashboard")
+    skip_form = skip_form or SkipForm()
     if task.type in LABEL_TYPES:
-        return _label(request, context)
+        return _label(request, context, data, skip_form)
     if task.type in RANK_TYPES:
-        return _rank(request, context)
-    return _write(request, context)
+        return _rank(request, context, data, skip_form)
+    return _write(request, context, data, skip_form)
 
 
 def _page(
-    request: HttpRequest, context: selectors.TaskContext, extra: dict[str, Any], status: int = 200
+    request: HttpRequest,
+    context: selectors.TaskContext,
+    extra: dict[str, Any],
+    skip_form: SkipForm,
+    status: int = 200,
 ) -> HttpResponse:
     task = context.task
     data = {
@@ -74,11 +90,12 @@ def _page(
         "target_id": task.slot_id,
         "instructions": text.TASK_INSTRUCTIONS[task.type],
         "guideline": text.GUIDELINE_ANCHORS[task.type],
-        "skip_form": SkipForm(),
+        "skip_form": skip_form,
         # A fresh key per rendering: a double click replays the first submission.
         "submission_key": request.POST.get("key") or uuid4().hex,
         **extra,
     }
+    status = 400 if skip_form.errors else status
     return render(request, f"frontend/tasks/{extra['kind']}.html", data, status=status)
 
 
@@ -101,14 +118,16 @@ def _submit(
     return redirect(f"{reverse('dashboard')}?done={context.task.id}")
 
 
-def _write(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse:
+def _write(
+    request: HttpRequest, context: selectors.TaskContext, data: QueryDict | None, skip: SkipForm
+) -> HttpResponse:
     """Write a prompt or reply: edit, review the rendered text, submit."""
     task = context.task
-    form = WriteForm(request.POST or None)
+    form = WriteForm(data or None)
     step = "edit"
     duplicate: dict[str, str] | None = None
-    if request.method == "POST" and form.is_valid():
-        action = request.POST.get("action")
+    if data is not None and form.is_valid():
+        action = data.get("action")
         if action == "submit":
             outcome = _submit(request, context, {"text": form.cleaned_data["text"]})
             if isinstance(outcome, HttpResponse):
@@ -139,7 +158,8 @@ def _write(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse
             "max_length": settings.CHORUS_MAX_TEXT_LENGTH,
             "duplicate": duplicate,
         },
-        status=(409 if duplicate else 400) if request.method == "POST" and form.errors else 200,
+        skip,
+        status=(409 if duplicate else 400) if form.errors else 200,
     )
 
 
@@ -155,10 +175,12 @@ def _duplicate_link(request: HttpRequest, error: DuplicatePrompt) -> dict[str, s
     return {"url": f"{url}#m-{found['message_id']}"}
 
 
-def _label(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse:
+def _label(
+    request: HttpRequest, context: selectors.TaskContext, data: QueryDict | None, skip: SkipForm
+) -> HttpResponse:
     task = context.task
-    form = LabelForm(task.type, request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    form = LabelForm(task.type, data or None)
+    if data is not None and form.is_valid():
         outcome = _submit(request, context, {"labels": form.label_values()})
         if isinstance(outcome, HttpResponse):
             return outcome
@@ -170,22 +192,25 @@ def _label(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse
         request,
         context,
         {"kind": "label", "form": form},
-        status=400 if request.method == "POST" and form.errors else 200,
+        skip,
+        status=400 if form.errors else 200,
     )
 
 
-def _rank(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse:
+def _rank(
+    request: HttpRequest, context: selectors.TaskContext, data: QueryDict | None, skip: SkipForm
+) -> HttpResponse:
     """Order the offered replies. Each reply's position comes as `position-<id>` (the page
     without JavaScript has a number per reply; with it, a sortable list fills them in)."""
     task = context.task
     replies = {reply.id: reply for reply in context.replies}
     offered = [replies[reply_id] for reply_id in task.offered_ids if reply_id in replies]
     error = ""
-    if request.method == "POST":
-        if request.POST.get("not_rankable"):
+    if data is not None:
+        if data.get("not_rankable"):
             payload: dict[str, Any] = {"ranking": [], "not_rankable": True}
         else:
-            payload = {"ranking": _order_from_positions(request, task.offered_ids)}
+            payload = {"ranking": _order_from_positions(data, task.offered_ids)}
         if payload["ranking"] is None:
             error = _("Give every reply a different place, from 1 to {n}.").format(n=len(offered))
         else:
@@ -203,14 +228,15 @@ def _rank(request: HttpRequest, context: selectors.TaskContext) -> HttpResponse:
             "reveal_synthetic": settings.CHORUS_REVEAL_SYNTHETIC,
             "error": error,
         },
+        skip,
         status=400 if error else 200,
     )
 
 
-def _order_from_positions(request: HttpRequest, offered: list[UUID]) -> list[str] | None:
+def _order_from_positions(data: QueryDict, offered: list[UUID]) -> list[str] | None:
     places: dict[int, str] = {}
     for reply_id in offered:
-        raw = request.POST.get(f"position-{reply_id}", "")
+        raw = data.get(f"position-{reply_id}", "")
         if not raw.isdigit() or not 1 <= int(raw) <= len(offered) or int(raw) in places:
             return None
         places[int(raw)] = str(reply_id)
@@ -223,8 +249,7 @@ def skip_task(request: HttpRequest, task_id: UUID) -> HttpResponse:
     context = _own_task(request, task_id)
     form = SkipForm(request.POST)
     if not form.is_valid():
-        messages.warning(request, _("Choose a reason to skip."))
-        return redirect("task", task_id=task_id)
+        return _task(request, context, None, form)
     try:
         services.skip_task(
             task_id=context.task.id,

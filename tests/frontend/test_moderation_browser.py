@@ -100,7 +100,9 @@ def test_a_report_arrives_live_and_an_edit_sends_the_message_back_to_review(
     mod.fill("#edit-text", EDITED)
     mod.fill("#edit-reason", "   ")
     mod.get_by_role("button", name="Save the edit").click()
-    expect(mod.locator(".errors")).to_contain_text("reason")
+    expect(mod.locator(".errors")).to_contain_text(
+        "“Reason (goes into the audit log)” is empty; please fill it in."
+    )
     expect(mod.locator("#edit-text")).to_have_value(EDITED)
     assert not MessageRevision.objects.exists()
     camera.shoot(mod, "edit-refused")

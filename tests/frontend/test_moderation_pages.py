@@ -146,7 +146,10 @@ def test_bad_search_filters_are_shown_and_nothing_is_searched(mod, root):
     assert response.status_code == 200
     assert set(response.context["errors"]) == {"state", "since"}
     assert response.context["page"] is None
-    assert 'role="alert"' in response.content.decode()
+    page = response.content.decode()
+    assert 'role="alert"' in page
+    assert "“Since” must be a date, e.g. 2026-11-25." in page
+    assert "“Tree state” must be one of: initial_prompt_review," in page
 
 
 def test_search_results_cost_a_bounded_number_of_queries(
@@ -201,20 +204,35 @@ def test_a_moderator_edits_a_message_keeping_the_old_text_as_a_revision(mod, mod
 
 
 @pytest.mark.parametrize(
-    ("fields", "blamed"),
+    ("fields", "blamed", "said"),
     [
-        ({"text": "A new text", "reason": "  "}, "reason"),
-        ({"text": "", "reason": "empty it"}, "text"),
-        ({"text": "Is the sea salty?", "reason": "no change"}, "text"),
+        (
+            {"text": "A new text", "reason": "  "},
+            "reason",
+            "“Reason (goes into the audit log)” is empty; please fill it in.",
+        ),
+        ({"text": "", "reason": "empty it"}, "text", "“Text” is empty; please fill it in."),
+        ({"text": "Is the sea salty?", "reason": "no change"}, "text", "“Text” is the same as"),
+        (
+            {"text": "A new text", "reason": "r" * 1001},
+            "reason",
+            "“Reason (goes into the audit log)” may be at most 1000 characters long.",
+        ),
     ],
+    ids=["no reason", "no text", "unchanged", "long reason"],
 )
-def test_a_refused_edit_is_shown_in_its_form_keeping_what_was_typed(mod, root, fields, blamed):
+def test_a_refused_edit_is_shown_in_its_form_keeping_what_was_typed(
+    mod, root, fields, blamed, said
+):
     response = mod.post(message_url(root, "edit"), fields)
     assert response.status_code == 400
     assert response.context["failed"] == "edit"
     assert blamed in response.context["errors"]
     page = response.content.decode()
     assert 'class="errors" role="alert"' in page
+    # In words, with the field's label: not the service's field name and English.
+    assert said in page
+    assert f"<strong>{blamed}</strong>" not in page
     if fields["text"]:
         assert f">{fields['text']}</textarea>" in page  # the typed text is not lost
     root.refresh_from_db()
@@ -241,6 +259,7 @@ def test_a_delete_without_a_reason_is_refused_in_its_form(mod, root):
     response = mod.post(message_url(root, "delete"), {"reason": ""})
     assert response.status_code == 400
     assert response.context["failed"] == "delete"
+    assert "“Reason” is empty; please fill it in." in response.content.decode()
     root.refresh_from_db()
     assert not root.deleted
     assert root.tree.state == State.GROWING
@@ -335,6 +354,31 @@ def test_an_unknown_action_is_not_found(mod, root):
     assert mod.post(user_url(root.author, "explode"), {"reason": "x"}).status_code == 404
 
 
+def test_a_form_address_opened_in_the_browser_leads_to_its_page(mod, root, author):
+    # A refused form is shown at the form's address; opening that address again from the
+    # address bar goes to the page the form is on, and does nothing.
+    assert mod.post(message_url(root, "edit"), {"text": "", "reason": "x"}).status_code == 400
+    for url, page in [
+        (message_url(root, "edit"), message_url(root)),
+        (message_url(root, "delete"), message_url(root)),
+        (tree_url(root.tree, "halt"), reverse("tree", args=[root.tree_id])),
+        (user_url(author, "ban"), user_url(author)),
+    ]:
+        assert mod.get(url)["Location"] == page
+    root.refresh_from_db()
+    assert not root.deleted
+    author.refresh_from_db()
+    assert not author.is_banned
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_form_address_refuses_other_methods_on_a_page(mod, root):
+    response = mod.put(message_url(root, "delete"))
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert f'href="{message_url(root)}"' in response.content.decode()
+
+
 def test_a_missing_message_is_not_found(mod, root):
     root_id = root.pk
     Message.objects.filter(pk=root_id).delete()
@@ -374,7 +418,7 @@ def test_a_moderator_bans_and_unbans_a_volunteer(mod, author):
 
 def test_a_ban_without_a_reason_says_so_and_changes_nothing(mod, author):
     response = mod.post(user_url(author, "ban"), {"reason": ""}, follow=True)
-    assert any("Say why" in text for text in flash(response))
+    assert flash(response) == ["Nothing was changed: “Reason” is empty; please fill it in."]
     author.refresh_from_db()
     assert not author.is_banned
     assert not AuditEntry.objects.exists()

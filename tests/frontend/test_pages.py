@@ -328,6 +328,31 @@ def test_a_task_can_be_skipped_with_a_reason(open_work, newbie_client: Client) -
     assert response["Location"] == reverse("dashboard")
 
 
+def test_a_refused_skip_says_why_in_the_open_skip_panel_keeping_the_reason(
+    open_work, newbie_client: Client
+) -> None:
+    task = start(newbie_client, "assistant_reply")
+    response = newbie_client.post(
+        reverse("skip_task", args=[task.id]), {"reason": "too_long", "note": "n" * 501}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert '<details class="skip-panel" open>' in page
+    assert "at most 500 characters" in page
+    assert "Choose a reason to skip." not in page
+    assert '<option value="too_long" selected>' in page
+    task.refresh_from_db()
+    assert task.status == TaskStatus.LEASED
+
+    response = newbie_client.post(reverse("skip_task", args=[task.id]), {"note": "plants"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Choose a reason to skip." in page
+    assert 'value="plants"' in page
+    task.refresh_from_db()
+    assert task.status == TaskStatus.LEASED
+
+
 def test_a_message_can_be_reported_from_a_task_page(
     open_work, newbie_client: Client, newbie: User
 ) -> None:
@@ -390,6 +415,46 @@ def test_the_preview_renders_markdown_and_drops_anything_executable(newbie_clien
 
 def test_the_preview_is_only_for_volunteers(client: Client) -> None:
     assert client.post(reverse("preview"), {"text": "x"}).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("url", "back"),
+    [
+        ("/tasks/start/", "/dashboard/"),
+        ("/language/", "/"),
+        ("/preview/", "/"),
+        (f"/settings/keys/{uuid4()}/revoke/", "/settings/"),
+    ],
+)
+def test_a_form_address_opened_in_the_browser_says_so_on_a_page(
+    newbie_client: Client, url: str, back: str
+) -> None:
+    response = newbie_client.get(url)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    page = response.content.decode()
+    assert "<title>" in page  # the site's page, not an empty answer
+    assert "it cannot be opened as a page" in page
+    assert f'href="{back}"' in page
+
+
+def test_a_form_address_of_a_task_opened_in_the_browser_leads_to_the_task(
+    open_work, newbie_client: Client
+) -> None:
+    task = start(newbie_client, "assistant_reply")
+    response = newbie_client.get(reverse("skip_task", args=[task.id]))
+    assert response["Location"] == reverse("task", args=[task.id])
+    task.refresh_from_db()
+    assert task.status == TaskStatus.LEASED  # nothing was skipped
+
+
+def test_the_api_keeps_its_own_answer_to_a_method_it_does_not_take(
+    newbie_client: Client,
+) -> None:
+    response = newbie_client.get(f"/api/v1/tasks/{uuid4()}/skip/")
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "method_not_allowed"
 
 
 # --- Trees, reactions, settings --------------------------------------------------------------
