@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -17,6 +16,7 @@ from django.utils.translation import ngettext
 
 from backend.accounts.models import User
 from backend.accounts.services import needs_terms
+from backend.core import errors as problems
 from backend.core.errors import ChorusError
 from frontend import text
 
@@ -61,31 +61,32 @@ def field_errors(fields: Mapping[str, list[str]], labels: Mapping[str, object]) 
 
 
 def field_problem(label: str, problem: str) -> str:
-    """One of the services' complaints about a field (in English, for the API: "Required.",
-    "At most 1000 characters."), in plain words; one not known here is shown as it is."""
+    """One of the services' complaints about a field (backend.core.errors: "Required.",
+    "At most 1000 characters.", in English for the API) in plain words in the reader's
+    language; one not known there is shown as it is."""
     words: dict[str, object] = {"label": label}
-    if problem in ("Required.", "May not be blank."):
+    if problem in (problems.REQUIRED, problems.BLANK):
         return _("“%(label)s” is empty; please fill it in.") % words
-    if problem == "Unchanged.":
+    if problem == problems.UNCHANGED:
         return _("“%(label)s” is the same as before.") % words
-    if problem == "Must be a whole number.":
+    if problem == problems.WHOLE_NUMBER:
         return _("“%(label)s” must be a whole number.") % words
-    if problem == "Must be a number.":
+    if problem == problems.NUMBER:
         return _("“%(label)s” must be a number.") % words
-    if problem == "An ISO date, e.g. 2026-11-25.":
+    if problem == problems.ISO_DATE:
         return _("“%(label)s” must be a date, e.g. 2026-11-25.") % words
-    if problem == "A number from 0 to 1.":
+    if problem == problems.SHARE:
         return _("“%(label)s” must be a number from 0 to 1.") % words
-    if match := re.fullmatch(r"One of: (.+)\.", problem):
+    if match := problems.ONE_OF.fullmatch(problem):
         return _("“%(label)s” must be one of: %(choices)s.") % {**words, "choices": match[1]}
-    if match := re.fullmatch(r"At most (\d+) characters\.", problem):
+    if match := problems.AT_MOST.fullmatch(problem):
         limit = int(match[1])
         return ngettext(
             "“%(label)s” may be at most %(limit)d character long.",
             "“%(label)s” may be at most %(limit)d characters long.",
             limit,
         ) % {**words, "limit": limit}
-    if match := re.fullmatch(r"Must be between (\S+) and (\S+)\.", problem):
+    if match := problems.BETWEEN.fullmatch(problem):
         return _("“%(label)s” must be between %(low)s and %(high)s.") % {
             **words,
             "low": match[1],

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.accounts.models import ApiClient, Role, User
+from backend.core import errors as problems
 from backend.core.errors import Conflict, InvalidInput
 
 KEY_PREFIX = "chorus"
@@ -37,10 +38,10 @@ def create_api_client(
 ) -> tuple[ApiClient, str]:
     """Create a client and return it with its key; the key is not stored and shown only now."""
     if not name.strip():
-        raise InvalidInput("An API client needs a name.", fields={"name": ["Required."]})
+        raise InvalidInput("An API client needs a name.", fields={"name": [problems.REQUIRED]})
     if len(name.strip()) > MAX_NAME_LENGTH:
         raise InvalidInput(
-            "The name is too long.", fields={"name": [f"At most {MAX_NAME_LENGTH} characters."]}
+            "The name is too long.", fields={"name": [problems.at_most(MAX_NAME_LENGTH)]}
         )
     live = ApiClient.objects.filter(owner=owner, revoked_at=None).count()
     if live >= MAX_LIVE_KEYS:
@@ -123,7 +124,7 @@ def update_profile(
         if ui_language and ui_language not in dict(settings.LANGUAGES):
             raise InvalidInput(
                 f"The interface is not available in {ui_language!r}.",
-                fields={"ui_language": [f"One of: {', '.join(dict(settings.LANGUAGES))}."]},
+                fields={"ui_language": [problems.one_of(dict(settings.LANGUAGES))]},
             )
         user.ui_language = ui_language
         fields.append("ui_language")

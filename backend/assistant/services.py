@@ -14,6 +14,7 @@ from backend.accounts.models import User
 from backend.assistant import inference
 from backend.assistant.models import Chat, ChatMessage, ChatReport, ChatRole
 from backend.assistant.selectors import chat_turns
+from backend.core import errors as problems
 from backend.core.errors import (
     Conflict,
     InferenceOff,
@@ -163,7 +164,7 @@ def report_reply(*, message: ChatMessage, user: User, reason: str, text: str = "
     if reason not in ReportReason.values:
         raise InvalidInput(
             "Say why you report it.",
-            fields={"reason": [f"One of: {', '.join(ReportReason.values)}."]},
+            fields={"reason": [problems.one_of(ReportReason.values)]},
         )
     report, created = ChatReport.objects.get_or_create(
         message=message,

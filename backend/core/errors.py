@@ -6,7 +6,36 @@ input, the offending `fields`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any, ClassVar
+
+# --- What is wrong with one field ------------------------------------------------------------
+# The API says these in English, in an error's `fields`; the pages put them in the reader's
+# language (frontend.access.field_problem), so each is worded here once. The parametrised
+# ones come with the pattern that reads their parameters back.
+REQUIRED = "Required."
+BLANK = "May not be blank."
+UNCHANGED = "Unchanged."
+WHOLE_NUMBER = "Must be a whole number."
+NUMBER = "Must be a number."
+ISO_DATE = "An ISO date, e.g. 2026-11-25."
+SHARE = "A number from 0 to 1."
+ONE_OF = re.compile(r"One of: (.+)\.")
+AT_MOST = re.compile(r"At most (\d+) characters\.")
+BETWEEN = re.compile(r"Must be between (\S+) and (\S+)\.")
+
+
+def one_of(choices: Iterable[str]) -> str:
+    return f"One of: {', '.join(choices)}."
+
+
+def at_most(limit: int) -> str:
+    return f"At most {limit} characters."
+
+
+def between(low: float, high: float) -> str:
+    return f"Must be between {low:g} and {high:g}."
 
 
 class ChorusError(Exception):

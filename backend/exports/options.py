@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from backend.core import errors as problems
 from backend.core.errors import InvalidInput
 from backend.trees.labels import CATALOGUE
 from backend.trees.rules import State
@@ -27,7 +28,7 @@ REVIEW_CHOICES = ("accepted", "any")
 _LANG_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _LANG_MAX_LENGTH = 16
 # The wording of the moderators' message search for a date it cannot read.
-_BAD_DATE = "An ISO date, e.g. 2026-11-25."
+_BAD_DATE = problems.ISO_DATE
 
 
 @dataclass(frozen=True)

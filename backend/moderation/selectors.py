@@ -10,6 +10,7 @@ from uuid import UUID
 from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
+from backend.core import errors as problems
 from backend.core.errors import InvalidInput
 from backend.moderation.models import Action, AuditEntry, Report
 from backend.trees import labels
@@ -96,21 +97,21 @@ def parse_filters(params: Any) -> SearchFilters:
         try:
             return datetime.fromisoformat(raw)
         except ValueError:
-            errors[name] = ["An ISO date, e.g. 2026-11-25."]
+            errors[name] = [problems.ISO_DATE]
             return None
 
     state = params.get("state", "")
     if state and state not in {s.value for s in State}:
-        errors["state"] = [f"One of: {', '.join(s.value for s in State)}."]
+        errors["state"] = [problems.one_of(s.value for s in State)]
     label = params.get("label", "")
     if label and label not in labels.CATALOGUE:
-        errors["label"] = [f"One of: {', '.join(labels.CATALOGUE)}."]
+        errors["label"] = [problems.one_of(labels.CATALOGUE)]
     label_min = None
     if params.get("label_min", ""):
         try:
             label_min = float(params["label_min"])
         except ValueError:
-            errors["label_min"] = ["A number from 0 to 1."]
+            errors["label_min"] = [problems.SHARE]
     deleted = {"": None, "true": True, "false": False}.get(params.get("deleted", ""), "bad")
     if deleted == "bad":
         errors["deleted"] = ["true or false."]
@@ -180,7 +181,7 @@ def audit_log(*, action: str = "", actor: str = "", target_id: str = "") -> Quer
         if action not in Action.values:
             raise InvalidInput(
                 f"Unknown action {action!r}.",
-                fields={"action": [f"One of: {', '.join(Action.values)}."]},
+                fields={"action": [problems.one_of(Action.values)]},
             )
         entries = entries.filter(action=action)
     if actor:

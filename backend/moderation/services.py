@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backend.accounts.models import ApiClient, Role, User
+from backend.core import errors as problems
 from backend.core import live
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
 from backend.moderation.models import VOLUNTEER_REASONS, Action, AuditEntry, Report
@@ -39,7 +40,7 @@ def report_message(
     if reason not in VOLUNTEER_REASONS:
         raise InvalidInput(
             "Say why you report it.",
-            fields={"reason": [f"One of: {', '.join(VOLUNTEER_REASONS)}."]},
+            fields={"reason": [problems.one_of(VOLUNTEER_REASONS)]},
         )
     try:
         with transaction.atomic():
@@ -75,7 +76,7 @@ def _reason(reason: str, *, required: bool = True) -> str:
     reason = (reason or "").strip()
     if required and not reason:
         raise InvalidInput(
-            "Say why (it goes into the audit log).", fields={"reason": ["Required."]}
+            "Say why (it goes into the audit log).", fields={"reason": [problems.REQUIRED]}
         )
     if len(reason) > 1000:
         raise InvalidInput(
@@ -135,7 +136,7 @@ def edit_message(
     text = validate_text(text)
     tree, message = locked_message(message_id)
     if text == message.text:
-        raise InvalidInput("The text is unchanged.", fields={"text": ["Unchanged."]})
+        raise InvalidInput("The text is unchanged.", fields={"text": [problems.UNCHANGED]})
     MessageRevision.objects.create(
         message=message, previous_text=message.text, editor=moderator, reason=reason
     )
@@ -304,9 +305,9 @@ def change_tree_settings(
             or not isinstance(value, int | float)
             or (kind is int and not float(value).is_integer())
         ):
-            errors[name] = [f"Must be {'a whole number' if kind is int else 'a number'}."]
+            errors[name] = [problems.WHOLE_NUMBER if kind is int else problems.NUMBER]
         elif not low <= value <= high:
-            errors[name] = [f"Must be between {low:g} and {high:g}."]
+            errors[name] = [problems.between(low, high)]
         else:
             clean[name] = kind(value)
     if errors or not clean:

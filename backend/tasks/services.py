@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from backend.accounts.models import ApiClient, User
 from backend.community import services as community
+from backend.core import errors as problems
 from backend.core import live, metrics
 from backend.core.errors import (
     ChorusError,
@@ -76,7 +77,7 @@ def validate_lang(lang: str) -> str:
     if lang not in settings.CHORUS_LANGUAGES:
         raise InvalidInput(
             f"Chorus does not collect data in {lang!r}.",
-            fields={"lang": [f"One of: {', '.join(settings.CHORUS_LANGUAGES)}."]},
+            fields={"lang": [problems.one_of(settings.CHORUS_LANGUAGES)]},
         )
     return lang
 
@@ -104,7 +105,7 @@ def _request_task(*, user: User, task_type: str, lang: str) -> Task:
     if task_type != RANDOM and task_type not in TaskType.values:
         raise InvalidInput(
             f"Unknown task type {task_type!r}.",
-            fields={"type": [f"One of: random, {', '.join(TaskType.values)}."]},
+            fields={"type": [problems.one_of(["random", *TaskType.values])]},
         )
     if task_type != TaskType.INITIAL_PROMPT:
         kinds = SLOT_TYPES if task_type == RANDOM else [task_type]
@@ -498,11 +499,11 @@ def validate_text(text: object) -> str:
         raise InvalidInput("Write some text.", fields={"text": ["Required, as a string."]})
     text = text.strip()
     if len(text) < limit_min:
-        raise InvalidInput("The text is empty.", fields={"text": ["May not be blank."]})
+        raise InvalidInput("The text is empty.", fields={"text": [problems.BLANK]})
     if len(text) > limit_max:
         raise InvalidInput(
             f"The text is {len(text)} characters long; the limit is {limit_max}.",
-            fields={"text": [f"At most {limit_max} characters."]},
+            fields={"text": [problems.at_most(limit_max)]},
         )
     if "\x00" in text:
         raise InvalidInput("The text contains a NUL character.", fields={"text": ["Invalid."]})
@@ -514,7 +515,7 @@ def validate_ranking(task: Task, ranking: object, payload: dict[str, Any]) -> li
         return []
     if not isinstance(ranking, list):
         raise InvalidInput(
-            "Give the replies' ids in order, best first.", fields={"ranking": ["Required."]}
+            "Give the replies' ids in order, best first.", fields={"ranking": [problems.REQUIRED]}
         )
     try:
         ids = [UUID(str(item)) for item in ranking]
@@ -538,7 +539,7 @@ def skip_task(*, task_id: UUID, user: User, reason: str, note: str = "") -> Task
     """Give the task back; this volunteer will not be offered its slot again."""
     if reason not in SkipReason.values:
         raise InvalidInput(
-            "Say why you skip.", fields={"reason": [f"One of: {', '.join(SkipReason.values)}."]}
+            "Say why you skip.", fields={"reason": [problems.one_of(SkipReason.values)]}
         )
     task = Task.objects.select_for_update(no_key=True).filter(pk=task_id).first()
     if task is None:

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.accounts.permissions import MODERATORS_ONLY
+from backend.core import errors as problems
 from backend.core.api_fields import StrictCharField
 from backend.core.api_schema import errors
 from backend.core.errors import InvalidInput
@@ -46,7 +47,7 @@ class TreeListView(APIView):
         if state:
             if state not in State.__members__.values():
                 raise InvalidInput(
-                    f"Unknown state {state!r}.", fields={"state": [f"One of: {', '.join(State)}."]}
+                    f"Unknown state {state!r}.", fields={"state": [problems.one_of(State)]}
                 )
             trees = trees.filter(state=state)
         if request.query_params.get("lang"):

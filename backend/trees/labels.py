@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from backend.core import errors as problems
+
 
 class LabelKind(StrEnum):
     YES_NO = "yes_no"  # 0 (no) or 1 (yes)
@@ -77,9 +79,9 @@ def validate_values(task_type: str, values: object) -> dict[str, list[str]]:
         if name not in offered:
             errors[field] = [f"Unknown label for this task; offered: {', '.join(offered)}."]
         elif isinstance(value, bool) or not isinstance(value, int | float):
-            errors[field] = ["Must be a number."]
+            errors[field] = [problems.NUMBER]
         elif not 0.0 <= float(value) <= 1.0:
-            errors[field] = ["Must be between 0 and 1."]
+            errors[field] = [problems.between(0, 1)]
         elif CATALOGUE[name].kind != LabelKind.SCALE and float(value) not in (0.0, 1.0):
             errors[field] = ["Must be 0 or 1."]
     for name in MANDATORY:

@@ -22,6 +22,7 @@ from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from backend.accounts.models import ApiClient, User
+from backend.core import errors as problems
 from backend.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, UserBanned
 from backend.trees import consensus, fingerprint, rules
 from backend.trees.models import (
@@ -425,7 +426,7 @@ def react(
         raise UserBanned("This account is banned from contributing.")
     if emoji not in Emoji.values:
         raise InvalidInput(
-            f"Unknown emoji {emoji!r}.", fields={"emoji": [f"One of: {', '.join(Emoji.values)}."]}
+            f"Unknown emoji {emoji!r}.", fields={"emoji": [problems.one_of(Emoji.values)]}
         )
     locked = Message.objects.select_for_update(no_key=True).filter(pk=message.pk).first()
     if locked is None:

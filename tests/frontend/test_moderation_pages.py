@@ -496,3 +496,18 @@ def test_every_moderator_action_needs_its_csrf_token(moderator, root, url, field
     token = client.cookies["csrftoken"].value
     assert client.post(url(root), {**fields, "csrfmiddlewaretoken": token}).status_code == 302
     assert AuditEntry.objects.count() == 1
+
+
+def test_every_way_a_field_can_be_wrong_is_said_in_plain_words_on_the_pages() -> None:
+    from backend.core import errors as problems
+    from frontend.access import field_problem
+
+    worded = [
+        *(problems.REQUIRED, problems.BLANK, problems.UNCHANGED, problems.WHOLE_NUMBER),
+        *(problems.NUMBER, problems.ISO_DATE, problems.SHARE, problems.one_of(["a", "b"])),
+        *(problems.at_most(500), problems.between(0, 1.5)),
+    ]
+    said = [field_problem("Reason", problem) for problem in worded]
+    assert all(text.startswith("“Reason”") for text in said), said
+    assert "“Reason” must be between 0 and 1.5." in said
+    assert "“Reason” may be at most 500 characters long." in said
