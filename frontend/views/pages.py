@@ -47,13 +47,16 @@ def terms(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         accept_terms(user=cast(User, request.user))
         return redirect(safe_next(request, "dashboard"))
+    version: int = settings.CHORUS_TERMS_VERSION
+    previous = getattr(request.user, "accepted_terms_version", None)
     return render(
         request,
         "frontend/terms.html",
         {
             "form": form,
-            "version": settings.CHORUS_TERMS_VERSION,
-            "previous": getattr(request.user, "accepted_terms_version", None),
+            "version": version,
+            # Only an older acceptance is worth a notice; none at all means a first reading.
+            "previous": previous if previous is not None and previous < version else None,
             "licence": settings.CHORUS_DATASET_LICENSE,
             "next": safe_next(request, ""),
         },

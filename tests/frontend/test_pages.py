@@ -87,6 +87,19 @@ def test_new_terms_are_asked_for_again_before_the_next_task(
     assert newbie.accepted_terms_version == 2
 
 
+def test_the_terms_page_says_nothing_changed_to_who_accepted_the_current_version(
+    newbie_client: Client, settings
+) -> None:
+    page = newbie_client.get(reverse("terms"))
+    assert b"The terms changed" not in page.content
+    german = newbie_client.get(reverse("terms"), headers={"accept-language": "de"})
+    assert "Bedingungen und Datennutzung" in german.content.decode()
+    assert "Die Bedingungen haben sich" not in german.content.decode()
+    settings.CHORUS_TERMS_VERSION = 2
+    page = newbie_client.get(reverse("terms"))
+    assert b"version 1; now version 2" in page.content
+
+
 def test_a_banned_volunteer_gets_no_task_pages(newbie_client: Client, newbie: User) -> None:
     newbie.is_banned = True
     newbie.save()
