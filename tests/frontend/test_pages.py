@@ -15,6 +15,7 @@ from backend.accounts.services import create_user
 from backend.moderation.models import Report
 from backend.tasks.models import Task, TaskStatus
 from backend.trees.models import Message, Ranking, Reaction, Review
+from tests.factories import MessageFactory
 from tests.frontend.conftest import PASSWORD, make_volunteer
 
 pytestmark = pytest.mark.django_db
@@ -208,6 +209,26 @@ def test_the_dashboard_shows_the_volunteers_own_figures(open_work, newbie_client
     assert re.search(r'data-stat="tasks">1<', page)
     assert re.search(r'data-stat="streak">1<', page)
     assert re.search(r'data-stat="rank">#\d+<', page)
+
+
+def test_the_dashboard_counts_one_of_a_kind_in_the_singular(
+    newbie_client: Client, newbie: User
+) -> None:
+    prompt = MessageFactory(author=newbie)
+    Ranking.objects.create(parent=MessageFactory(), user=newbie, ordered_ids=[])
+    Task.objects.create(
+        type="initial_prompt",
+        lang="en",
+        user=newbie,
+        status=TaskStatus.SKIPPED,
+        expires_at=prompt.created_at,
+    )
+    page = newbie_client.get(reverse("dashboard")).content.decode()
+    assert "1 message written, 0 reviews, 1 ranking, 1 skipped." in page
+    page = newbie_client.get(reverse("dashboard"), headers={"accept-language": "de"})
+    assert "1 Nachricht geschrieben, 0 Prüfungen, 1 Rangfolge, 1 übersprungen." in (
+        page.content.decode()
+    )
 
 
 # --- Every task type -------------------------------------------------------------------------
