@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
@@ -19,6 +20,12 @@ from frontend.forms import TermsForm
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/home.html")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and feed readers ask for /favicon.ico whatever a page links: send them to the
+    icon the pages link."""
+    return redirect(static("frontend/favicon.svg"), permanent=True)
 
 
 def guidelines(request: HttpRequest) -> HttpResponse:

@@ -44,6 +44,16 @@ def test_public_pages_render_for_anyone(client: Client) -> None:
         assert client.get(url).status_code == 200, url
 
 
+def test_every_page_links_the_site_icon_and_favicon_ico_leads_to_it(client: Client) -> None:
+    for url in ("/", "/terms/", "/accounts/login/", "/does-not-exist/"):
+        page = client.get(url).content.decode()
+        match = re.search(r'<link rel="icon" href="([^"]+\.svg)"', page)
+        assert match, url
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == match.group(1)
+
+
 def test_signing_up_asks_for_consent_and_languages(client: Client) -> None:
     form = {
         "email": "new@example.org",
