@@ -7,7 +7,7 @@ these instead, in their own language.
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 TASK_TITLES = {
     "initial_prompt": _("Write a first prompt"),
@@ -236,15 +236,25 @@ PII_KINDS = {
     "ip_address": _("IP address"),
 }
 
-# What auto-moderation says in the reports it files.
+# What auto-moderation says in the reports it files; the counts are formatted with
+# `% {"count": n}` and pick their plural form from n.
 AUTO_REPORT = {
     "pii": _("found personal data ({kinds}); the message stays until a moderator decides"),
-    "auto_hide": _(
-        "hidden automatically after {count} volunteers objected; restore it if that was wrong"
+    "auto_hide": ngettext_lazy(
+        "hidden automatically after %(count)s volunteer objected; restore it if that was wrong",
+        "hidden automatically after %(count)s volunteers objected; restore it if that was wrong",
+        "count",
     ),
-    "auto_halt": _(
-        "its tree was halted automatically after {count} volunteers objected; "
-        "resume it if that was wrong"
+    "auto_halt": ngettext_lazy(
+        "its tree was halted automatically after %(count)s volunteer objected; "
+        "resume it if that was wrong",
+        "its tree was halted automatically after %(count)s volunteers objected; "
+        "resume it if that was wrong",
+        "count",
     ),
-    "auto_flag": _("{count} volunteers objected; nothing was changed"),
+    "auto_flag": ngettext_lazy(
+        "%(count)s volunteer objected; nothing was changed",
+        "%(count)s volunteers objected; nothing was changed",
+        "count",
+    ),
 }

@@ -15,6 +15,7 @@ from frontend.views import (
 
 urlpatterns = [
     path("", pages.home, name="home"),
+    path("favicon.ico", pages.favicon, name="favicon"),
     path("accounts/", include("allauth.urls")),
     path("terms/", pages.terms, name="terms"),
     path("guidelines/", pages.guidelines, name="guidelines"),

@@ -58,5 +58,5 @@ def auto_report(report: object) -> str:
         return str(text.AUTO_REPORT["pii"]).format(kinds=kinds)
     if details.get("action"):
         template_text = text.AUTO_REPORT.get(details["action"], text.AUTO_REPORT["auto_flag"])
-        return str(template_text).format(count=details.get("count", "?"))
+        return str(template_text % {"count": details.get("count", 0)})
     return ""

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
@@ -19,6 +20,12 @@ from frontend.forms import TermsForm
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/home.html")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and feed readers ask for /favicon.ico whatever a page links: send them to the
+    icon the pages link."""
+    return redirect(static("frontend/favicon.svg"), permanent=True)
 
 
 def guidelines(request: HttpRequest) -> HttpResponse:
@@ -47,13 +54,16 @@ def terms(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         accept_terms(user=cast(User, request.user))
         return redirect(safe_next(request, "dashboard"))
+    version: int = settings.CHORUS_TERMS_VERSION
+    previous = getattr(request.user, "accepted_terms_version", None)
     return render(
         request,
         "frontend/terms.html",
         {
             "form": form,
-            "version": settings.CHORUS_TERMS_VERSION,
-            "previous": getattr(request.user, "accepted_terms_version", None),
+            "version": version,
+            # Only an older acceptance is worth a notice; none at all means a first reading.
+            "previous": previous if previous is not None and previous < version else None,
             "licence": settings.CHORUS_DATASET_LICENSE,
             "next": safe_next(request, ""),
         },

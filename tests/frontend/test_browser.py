@@ -8,6 +8,7 @@ import pytest
 from django.utils import translation
 
 from backend.accounts.models import User
+from backend.accounts.services import create_api_client
 from backend.moderation.models import Report
 from backend.tasks.models import Task, TaskStatus
 from backend.trees.models import Message, Ranking, Review
@@ -298,3 +299,22 @@ def test_the_pages_work_on_a_phone_in_dark_mode(new_page, camera, quick_trees):
     page.reload()
     assert page.evaluate("document.documentElement.dataset.theme") == "light"
     camera.shoot(page, "rank-phone-light")
+
+
+def test_the_settings_page_fits_a_phone_with_an_api_key(new_page, camera):
+    sam = make_volunteer("sam")
+    create_api_client(owner=sam, name="Nightly ranking export script")
+    page = new_page(width=390, height=844)
+    log_in(page, "sam")
+    page.goto("/settings/")
+    keys = page.locator("table.keys")
+    keys.scroll_into_view_if_needed()
+    camera.shoot(page, "settings-phone")
+    # The page itself never scrolls sideways; the table scrolls inside its card.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    card = page.locator("#api-keys").bounding_box()
+    scroller = page.locator("#api-keys .table-scroll").bounding_box()
+    assert scroller["x"] + scroller["width"] <= card["x"] + card["width"]
+    revoke = keys.get_by_role("button", name="Revoke")
+    revoke.scroll_into_view_if_needed()
+    assert revoke.is_visible()

@@ -79,6 +79,12 @@ def test_the_volunteer_pages_work_under_the_policy(  # type: ignore[no-untyped-d
     before = toggle.get_attribute("aria-pressed")
     toggle.click()
     expect(toggle).not_to_have_attribute("aria-pressed", before or "")
+    # The site's icon, linked by the page and asked for by browsers at /favicon.ico.
+    linked = volunteer.page.locator('link[rel="icon"]').get_attribute("href")
+    for path in (linked, "/favicon.ico"):
+        icon = volunteer.page.request.get(path)
+        assert icon.ok, (path, icon.status)
+        assert icon.headers["content-type"].startswith("image/svg+xml"), path
     volunteer.assert_clean()
 
     # Log in (a form posting to the site), arriving on the dashboard with its live counts.

@@ -85,3 +85,25 @@ def test_moderators_see_what_auto_moderation_found_and_did(open_work, newbie_cli
     assert b"hidden automatically after 3 volunteers objected" in queue.content
     restore = reverse("moderation_message_action", args=[answer.pk, "undelete"])
     assert restore.encode() in queue.content
+
+
+def test_an_automatic_report_counts_one_objection_in_the_singular(
+    open_work, settings, client: Client
+) -> None:
+    from backend.accounts.models import Role
+    from backend.moderation import automod
+    from backend.moderation.models import Action
+    from backend.moderation.services import report_message
+    from tests.frontend.conftest import make_volunteer
+
+    settings.CHORUS_AUTOMOD_RED_FLAGS = 1
+    answer = Message.objects.get(tree=open_work.growing_root.tree, author=open_work.users["bea"])
+    report_message(message=answer, reporter=make_volunteer("rae"), reason="offensive")
+    assert automod.check_message(message_id=answer.pk, trigger="red_flags") == Action.AUTO_HIDE
+    moderator = make_volunteer("mira")
+    User.objects.filter(pk=moderator.pk).update(role=Role.MODERATOR)
+    client.force_login(moderator)
+    queue = client.get(reverse("moderation_queue")).content.decode()
+    assert "hidden automatically after 1 volunteer objected;" in queue
+    german = client.get(reverse("moderation_queue"), headers={"accept-language": "de"})
+    assert "nachdem 1 freiwillige Person Einspruch erhoben hat" in german.content.decode()

@@ -18,6 +18,7 @@ from backend.accounts.services import (
 )
 from backend.core.demo import Crowd
 from backend.moderation.models import Action, AuditEntry, Report
+from backend.moderation.services import ban_user, edit_message, report_message
 from backend.trees.models import Message, MessageRevision, Review
 from tests.frontend.conftest import PASSWORD, make_volunteer
 
@@ -136,3 +137,33 @@ def test_a_report_arrives_live_and_an_edit_sends_the_message_back_to_review(
     assert task.status_code == 201, (task.status_code, task.content[:500])
     assert task.json()["message_id"] == str(answer.id)
     assert task.json()["conversation"][-1]["text"] == EDITED
+
+
+def test_one_long_word_never_widens_the_moderation_pages(new_page, camera, quick_trees):
+    """A reason, a report or a message may be one long word (a URL): it wraps."""
+    answer = reviewed_answer()
+    word = "https://example.org/" + "a" * 580
+    reporter = make_volunteer("rae")
+    report_message(message=answer, reporter=reporter, reason="spam", text=word)
+    moderator = make_volunteer("mo")
+    User.objects.filter(pk=moderator.pk).update(role=Role.MODERATOR)
+    moderator.refresh_from_db()
+    edit_message(moderator=moderator, message_id=answer.id, text=f"{EDITED} {word}", reason=word)
+    ban_user(moderator=moderator, user_id=reporter.id, reason=word)
+    pages = {
+        "message": f"/moderation/messages/{answer.id}/",
+        "queue": "/moderation/",
+        "audit": "/moderation/audit/",
+        "author": f"/moderation/users/{answer.author_id}/",
+        "banned": f"/moderation/users/{reporter.id}/",
+        "search": "/moderation/search/?q=basil",
+    }
+    for width, height in ((1280, 900), (390, 844)):
+        page = new_page(width=width, height=height)
+        log_in(page, "mo")
+        for name, path in pages.items():
+            page.goto(path)
+            expect(page.locator("main")).to_contain_text("example.org/aa")
+            camera.shoot(page, f"{name}-{width}")
+            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll_width <= width, (path, scroll_width)

@@ -93,6 +93,15 @@ def test_the_quality_page_links_the_sets_that_agree_least(mod_client):
     assert "0.12" in html
 
 
+def test_the_quality_page_shows_a_dash_for_the_mean_of_no_sets(mod_client):
+    html = mod_client.get("/moderation/quality/").content.decode()
+    assert "0 ranked sibling sets, mean agreement \N{EN DASH}." in html
+    MessageFactory(replies_agreement=0.5, ranking_count=3)
+    MessageFactory(replies_agreement=0.25, ranking_count=3)
+    html = mod_client.get("/moderation/quality/").content.decode()
+    assert "2 ranked sibling sets, mean agreement 0.38." in html
+
+
 def test_the_statistics_page_draws_its_charts_with_a_table_of_the_same_figures(mod_client):
     user = UserFactory()
     TreeFactory(state=State.GROWING, lang="de")

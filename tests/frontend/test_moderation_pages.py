@@ -16,7 +16,7 @@ from backend.moderation import services as moderation
 from backend.moderation.models import Action, AuditEntry, Report
 from backend.tasks.models import Task, TaskStatus
 from backend.tasks.services import request_task
-from backend.trees.models import Message, MessageRevision, MessageTree
+from backend.trees.models import Message, MessageRevision, MessageTree, Ranking
 from backend.trees.rules import State
 from tests.factories import MessageFactory, TreeFactory, UserFactory
 
@@ -398,6 +398,14 @@ def test_the_user_page_shows_their_messages_and_history(
     assert response.status_code == 200
     assert len(response.context["recent"]) == 20  # the latest
     assert response.content.decode().count('href="/moderation/messages/') == 20
+
+
+def test_the_user_page_counts_one_of_a_kind_in_the_singular(mod, author, root):
+    Ranking.objects.create(parent=MessageFactory(), user=author, ordered_ids=[])
+    page = mod.get(user_url(author)).content.decode()
+    assert "1 message (1 accepted, 0 rejected), 0 reviews, 1 ranking." in page
+    german = mod.get(user_url(author), headers={"accept-language": "de"}).content.decode()
+    assert "1 Nachricht (1 angenommen, 0 abgelehnt), 0 Prüfungen, 1 Rangfolge." in german
 
 
 def test_a_moderator_bans_and_unbans_a_volunteer(mod, author):

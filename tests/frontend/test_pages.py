@@ -15,6 +15,7 @@ from backend.accounts.services import create_user
 from backend.moderation.models import Report
 from backend.tasks.models import Task, TaskStatus
 from backend.trees.models import Message, Ranking, Reaction, Review
+from tests.factories import MessageFactory
 from tests.frontend.conftest import PASSWORD, make_volunteer
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +42,16 @@ def test_pages_for_volunteers_send_anonymous_visitors_to_log_in(client: Client) 
 def test_public_pages_render_for_anyone(client: Client) -> None:
     for url in ("/", "/guidelines/", "/terms/", "/accounts/login/", "/accounts/signup/"):
         assert client.get(url).status_code == 200, url
+
+
+def test_every_page_links_the_site_icon_and_favicon_ico_leads_to_it(client: Client) -> None:
+    for url in ("/", "/terms/", "/accounts/login/", "/does-not-exist/"):
+        page = client.get(url).content.decode()
+        match = re.search(r'<link rel="icon" href="([^"]+\.svg)"', page)
+        assert match, url
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == match.group(1)
 
 
 def test_signing_up_asks_for_consent_and_languages(client: Client) -> None:
@@ -85,6 +96,19 @@ def test_new_terms_are_asked_for_again_before_the_next_task(
     assert response["Location"] == "/dashboard/"
     newbie.refresh_from_db()
     assert newbie.accepted_terms_version == 2
+
+
+def test_the_terms_page_says_nothing_changed_to_who_accepted_the_current_version(
+    newbie_client: Client, settings
+) -> None:
+    page = newbie_client.get(reverse("terms"))
+    assert b"The terms changed" not in page.content
+    german = newbie_client.get(reverse("terms"), headers={"accept-language": "de"})
+    assert "Bedingungen und Datennutzung" in german.content.decode()
+    assert "Die Bedingungen haben sich" not in german.content.decode()
+    settings.CHORUS_TERMS_VERSION = 2
+    page = newbie_client.get(reverse("terms"))
+    assert b"version 1; now version 2" in page.content
 
 
 def test_a_banned_volunteer_gets_no_task_pages(newbie_client: Client, newbie: User) -> None:
@@ -195,6 +219,26 @@ def test_the_dashboard_shows_the_volunteers_own_figures(open_work, newbie_client
     assert re.search(r'data-stat="tasks">1<', page)
     assert re.search(r'data-stat="streak">1<', page)
     assert re.search(r'data-stat="rank">#\d+<', page)
+
+
+def test_the_dashboard_counts_one_of_a_kind_in_the_singular(
+    newbie_client: Client, newbie: User
+) -> None:
+    prompt = MessageFactory(author=newbie)
+    Ranking.objects.create(parent=MessageFactory(), user=newbie, ordered_ids=[])
+    Task.objects.create(
+        type="initial_prompt",
+        lang="en",
+        user=newbie,
+        status=TaskStatus.SKIPPED,
+        expires_at=prompt.created_at,
+    )
+    page = newbie_client.get(reverse("dashboard")).content.decode()
+    assert "1 message written, 0 reviews, 1 ranking, 1 skipped." in page
+    page = newbie_client.get(reverse("dashboard"), headers={"accept-language": "de"})
+    assert "1 Nachricht geschrieben, 0 Prüfungen, 1 Rangfolge, 1 übersprungen." in (
+        page.content.decode()
+    )
 
 
 # --- Every task type -------------------------------------------------------------------------
