@@ -467,7 +467,7 @@ def test_the_preview_is_only_for_volunteers(client: Client) -> None:
         ("/tasks/start/", "/dashboard/"),
         ("/language/", "/"),
         ("/preview/", "/"),
-        (f"/settings/keys/{uuid4()}/revoke/", "/settings/"),
+        ("/settings/keys/00000000-0000-4000-8000-000000000001/revoke/", "/settings/"),
     ],
 )
 def test_a_form_address_opened_in_the_browser_says_so_on_a_page(
