@@ -153,18 +153,29 @@ def json_env(**extra: str) -> dict[str, str]:
 
 
 def read_lines_until(process: subprocess.Popen, done: str, seconds: float) -> list[str]:
-    """stderr lines of `process` until one contains `done` (or the time is up)."""
+    """stderr lines of `process` until one contains `done` (or the time is up).
+
+    Read from the pipe's descriptor, not with readline(): that one buffers whatever the
+    pipe held, so a line written together with the one before it (the worker's "ready."
+    right after "Connected") sat in Python's buffer while select() waited on an empty
+    pipe, and communicate() in stop() reads the descriptor, past that buffer. A line not
+    yet complete is kept on the process for the next call."""
     assert process.stderr is not None
+    descriptor = process.stderr.fileno()
+    rest: bytes = getattr(process, "stderr_rest", b"")
     lines: list[str] = []
     reader = selectors.DefaultSelector()
-    reader.register(process.stderr, selectors.EVENT_READ)
+    reader.register(descriptor, selectors.EVENT_READ)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not any(done in line for line in lines):
         if reader.select(timeout=0.5):
-            line = process.stderr.readline()
-            if not line:
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:
                 break
-            lines.append(line)
+            *complete, rest = (rest + chunk).split(b"\n")
+            lines += [line.decode(errors="replace") + "\n" for line in complete]
+    reader.close()
+    process.stderr_rest = rest  # type: ignore[attr-defined]
     return lines
 
 
@@ -175,7 +186,8 @@ def stop(process: subprocess.Popen) -> list[str]:
     except subprocess.TimeoutExpired:
         process.kill()
         _, rest = process.communicate()
-    return rest.splitlines(keepends=True)
+    unread: bytes = getattr(process, "stderr_rest", b"")  # a line read_lines_until began
+    return (unread.decode(errors="replace") + rest).splitlines(keepends=True)
 
 
 @pytest.mark.slow
