@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from backend.accounts.models import User
 from backend.accounts.services import needs_terms
@@ -60,36 +60,38 @@ def field_errors(fields: Mapping[str, list[str]], labels: Mapping[str, object]) 
     ]
 
 
+# The services' problems without parameters (backend.core.errors), in plain words.
+PLAIN_PROBLEMS = {
+    problems.REQUIRED: gettext_lazy("“%(label)s” is empty; please fill it in."),
+    problems.BLANK: gettext_lazy("“%(label)s” is empty; please fill it in."),
+    problems.UNCHANGED: gettext_lazy("“%(label)s” is the same as before."),
+    problems.WHOLE_NUMBER: gettext_lazy("“%(label)s” must be a whole number."),
+    problems.NUMBER: gettext_lazy("“%(label)s” must be a number."),
+    problems.ISO_DATE: gettext_lazy("“%(label)s” must be a date, e.g. 2026-11-25."),
+    problems.SHARE: gettext_lazy("“%(label)s” must be a number from 0 to 1."),
+}
+
+
 def field_problem(label: str, problem: str) -> str:
     """One of the services' complaints about a field (backend.core.errors: "Required.",
     "At most 1000 characters.", in English for the API) in plain words in the reader's
     language; one not known there is shown as it is."""
-    words: dict[str, object] = {"label": label}
-    if problem in (problems.REQUIRED, problems.BLANK):
-        return _("“%(label)s” is empty; please fill it in.") % words
-    if problem == problems.UNCHANGED:
-        return _("“%(label)s” is the same as before.") % words
-    if problem == problems.WHOLE_NUMBER:
-        return _("“%(label)s” must be a whole number.") % words
-    if problem == problems.NUMBER:
-        return _("“%(label)s” must be a number.") % words
-    if problem == problems.ISO_DATE:
-        return _("“%(label)s” must be a date, e.g. 2026-11-25.") % words
-    if problem == problems.SHARE:
-        return _("“%(label)s” must be a number from 0 to 1.") % words
+    if problem in PLAIN_PROBLEMS:
+        return str(PLAIN_PROBLEMS[problem]) % {"label": label}
     if match := problems.ONE_OF.fullmatch(problem):
-        return _("“%(label)s” must be one of: %(choices)s.") % {**words, "choices": match[1]}
+        return _("“%(label)s” must be one of: %(choices)s.") % {"label": label, "choices": match[1]}
     if match := problems.AT_MOST.fullmatch(problem):
         limit = int(match[1])
         return ngettext(
             "“%(label)s” may be at most %(limit)d character long.",
             "“%(label)s” may be at most %(limit)d characters long.",
             limit,
-        ) % {**words, "limit": limit}
+        ) % {"label": label, "limit": limit}
     if match := problems.BETWEEN.fullmatch(problem):
+        low, high = match[1], match[2]
         return _("“%(label)s” must be between %(low)s and %(high)s.") % {
-            **words,
-            "low": match[1],
-            "high": match[2],
+            "label": label,
+            "low": low,
+            "high": high,
         }
     return f"{label}: {problem}"

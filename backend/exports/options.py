@@ -27,8 +27,6 @@ REVIEW_CHOICES = ("accepted", "any")
 # OpenAssistant data writes them ("en", "pt-BR", "zh-Hant-TW"); at most 16 characters.
 _LANG_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _LANG_MAX_LENGTH = 16
-# The wording of the moderators' message search for a date it cannot read.
-_BAD_DATE = problems.ISO_DATE
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,7 @@ def _moment(value: Any, *, end_of_day: bool) -> datetime:
     except (TypeError, ValueError, OverflowError):
         # Python's own words ("Invalid isoformat string") mean nothing to a moderator, and
         # the day after 9999-12-31 overflows.
-        raise ValueError(_BAD_DATE) from None
+        raise ValueError(problems.ISO_DATE) from None
 
 
 def _parse_moment(value: Any, *, end_of_day: bool) -> datetime:

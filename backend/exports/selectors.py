@@ -145,19 +145,21 @@ def stream_trees(options: ExportOptions) -> Iterator[TreeRows]:
     a caller's atomic block) a second connection could not see its rows, so they come
     through a server-side cursor on Django's connection.
     """
-    sql, params = _trees_query(options)
-    batches = (
-        _copied_batches(sql, params)
-        if connection.get_autocommit()
-        else _fetched_batches(sql, params)
-    )
     with _collector_paused():
-        for batch in batches:
+        for batch in stream_batches(options):
             for tree_id, state, messages in orjson.loads(batch):
                 if messages:
                     yield TreeRows(
                         tree_id=tree_id, state=state, rows=[_message_row(m) for m in messages]
                     )
+
+
+def stream_batches(options: ExportOptions) -> Iterator[bytes]:
+    """The candidate trees as JSON arrays of trees, a batch at a time (see stream_trees)."""
+    sql, params = _trees_query(options)
+    if connection.get_autocommit():
+        return _copied_batches(sql, params)
+    return _fetched_batches(sql, params)
 
 
 @contextlib.contextmanager
